@@ -1,0 +1,195 @@
+"""Command line: argv + environment → one frozen config → a composition root in `herd.nursery`.
+
+This is the only module that reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from herd import __version__
+from herd.config import DEFAULT_OLLAMA_URL, DEFAULT_ROUTER_PORT, NodeConfig, RouterConfig
+
+
+def _env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="herd",
+        description="One OpenAI- and Ollama-compatible endpoint in front of a fleet of LLM servers.",
+    )
+    parser.add_argument("--version", action="version", version=f"herd {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default=env.get("FLEET_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="console log level (env FLEET_LOG_LEVEL; default info)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,node}")
+
+    run = sub.add_parser("run", help="start the router", description="Start the herd router.")
+    run.add_argument(
+        "--host",
+        default=env.get("FLEET_HOST", "0.0.0.0"),
+        help="address to listen on (env FLEET_HOST; default 0.0.0.0)",
+    )
+    run.add_argument(
+        "--port",
+        type=int,
+        default=int(env.get("FLEET_PORT", DEFAULT_ROUTER_PORT)),
+        help=f"port to listen on (env FLEET_PORT; default {DEFAULT_ROUTER_PORT}; 0 picks a free one)",
+    )
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env.get("FLEET_DATA_DIR", "~/.herd")),
+        help="where the router keeps its state (env FLEET_DATA_DIR; default ~/.herd)",
+    )
+    run.add_argument(
+        "--no-local-node",
+        action="store_true",
+        default=not _env_flag(env, "FLEET_LOCAL_NODE", True),
+        help="do not serve the Ollama on this machine as a node (env FLEET_LOCAL_NODE=0)",
+    )
+    run.add_argument(
+        "--local-ollama-url",
+        default=env.get("FLEET_NODE_OLLAMA_HOST", DEFAULT_OLLAMA_URL),
+        help=f"the local Ollama served as a node when it answers (env FLEET_NODE_OLLAMA_HOST; "
+        f"default {DEFAULT_OLLAMA_URL})",
+    )
+    run.add_argument(
+        "--no-mdns",
+        action="store_true",
+        default=not _env_flag(env, "FLEET_MDNS", True),
+        help="do not advertise the router over mDNS (env FLEET_MDNS=0)",
+    )
+    run.add_argument(
+        "--mdns-interface",
+        action="append",
+        default=None,
+        metavar="IP",
+        help="IPv4 address to advertise on; repeatable (env FLEET_MDNS_INTERFACES, comma-separated; "
+        "default: every non-loopback IPv4 address)",
+    )
+    run.add_argument(
+        "--max-retries",
+        type=int,
+        default=int(env.get("FLEET_MAX_RETRIES", 2)),
+        help="other nodes to try when one fails before its first byte (env FLEET_MAX_RETRIES; default 2)",
+    )
+    run.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=float(env.get("FLEET_GRACEFUL_TIMEOUT", 5.0)),
+        help="seconds in-flight responses get to finish on shutdown (env FLEET_GRACEFUL_TIMEOUT; default 5)",
+    )
+
+    node = sub.add_parser(
+        "node",
+        help="start a node agent beside a backend",
+        description="Run the herd node agent beside an Ollama server.",
+    )
+    node.add_argument(
+        "--router-url",
+        default=env.get("FLEET_NODE_ROUTER_URL"),
+        help="router to report to (env FLEET_NODE_ROUTER_URL; default: found over mDNS)",
+    )
+    node.add_argument(
+        "--ollama-url",
+        default=env.get("FLEET_NODE_OLLAMA_HOST", DEFAULT_OLLAMA_URL),
+        help=f"the Ollama this agent serves (env FLEET_NODE_OLLAMA_HOST; default {DEFAULT_OLLAMA_URL})",
+    )
+    node.add_argument(
+        "--node-id",
+        default=env.get("FLEET_NODE_ID") or socket.gethostname(),
+        help="this node's name in the fleet (env FLEET_NODE_ID; default the host name)",
+    )
+    node.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env.get("FLEET_NODE_DATA_DIR", "~/.herd-node")),
+        help="the agent's state directory, one per agent (env FLEET_NODE_DATA_DIR; default ~/.herd-node)",
+    )
+    node.add_argument(
+        "--advertise-url",
+        default=env.get("FLEET_NODE_ADVERTISE_URL"),
+        help="backend URL as the router should reach it (env FLEET_NODE_ADVERTISE_URL; default: "
+        "--ollama-url with a loopback host replaced by this machine's address)",
+    )
+    node.add_argument(
+        "--mdns-interface",
+        action="append",
+        default=None,
+        metavar="IP",
+        help="IPv4 address to browse for the router on; repeatable (env FLEET_MDNS_INTERFACES)",
+    )
+    return parser
+
+
+def _interfaces(flag: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
+    if flag:
+        return tuple(flag)
+    raw = env.get("FLEET_MDNS_INTERFACES", "")
+    return tuple(x.strip() for x in raw.split(",") if x.strip())
+
+
+def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterConfig:
+    return RouterConfig(
+        data_dir=args.data_dir.expanduser(),
+        host=args.host,
+        port=args.port,
+        local_node=not args.no_local_node,
+        local_ollama_url=args.local_ollama_url.rstrip("/"),
+        local_node_id=socket.gethostname(),
+        mdns=not args.no_mdns,
+        mdns_interfaces=_interfaces(args.mdns_interface, env),
+        max_retries=max(0, args.max_retries),
+        graceful_timeout=max(0.0, args.graceful_timeout),
+    )
+
+
+def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
+    return NodeConfig(
+        node_id=args.node_id,
+        data_dir=args.data_dir.expanduser(),
+        ollama_url=args.ollama_url.rstrip("/"),
+        router_url=args.router_url.rstrip("/") if args.router_url else None,
+        advertise_url=args.advertise_url,
+        mdns_interfaces=_interfaces(args.mdns_interface, env),
+    )
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    args = build_parser(env).parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    import trio
+
+    if args.command == "run":
+        from herd.nursery.router import main_router
+
+        cfg = router_config(args, env)
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        trio.run(main_router, cfg)
+        return 0
+    from herd.nursery.node import run_node
+
+    ncfg = node_config(args, env)
+    ncfg.data_dir.mkdir(parents=True, exist_ok=True)
+    trio.run(run_node, ncfg)
+    return 0

@@ -1,0 +1,76 @@
+"""Typed, frozen configuration: built once in `herd.cli` from argv and the environment, then passed down.
+
+Nothing else in herd reads `os.environ`; every component receives the slice of config it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_ROUTER_PORT = 11435
+DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
+SERVICE_TYPE = "_herd._tcp.local."
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """How the router talks to backends (one shared HTTP client per process)."""
+
+    connect_timeout: float = 5.0
+    # Time allowed from sending a request to its first body byte (model loads can take a while).
+    first_byte_timeout: float = 300.0
+    # Longest silence tolerated between two chunks of a running stream.
+    idle_timeout: float = 300.0
+    max_connections: int = 512
+    max_keepalive: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """Heartbeat-driven node lifecycle."""
+
+    heartbeat_interval: float = 5.0
+    degraded_after: float = 15.0
+    offline_after: float = 30.0
+    # How often the expiry task re-evaluates node states.
+    sweep_interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    """Everything `herd run` needs."""
+
+    data_dir: Path
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_ROUTER_PORT
+    local_node: bool = True
+    local_ollama_url: str = DEFAULT_OLLAMA_URL
+    local_node_id: str = "local"
+    mdns: bool = True
+    # IPv4 addresses to advertise on; empty means every non-loopback IPv4 address of this host.
+    mdns_interfaces: tuple[str, ...] = ()
+    max_retries: int = 2
+    graceful_timeout: float = 5.0
+    max_body_bytes: int = 256 * 1024 * 1024
+    body_timeout: float = 120.0
+    access_log: bool = False
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything `herd node` needs."""
+
+    node_id: str
+    data_dir: Path
+    ollama_url: str = DEFAULT_OLLAMA_URL
+    # None: find the router over mDNS.
+    router_url: str | None = None
+    # The backend URL as the router should reach it; None derives it from ollama_url and the route to the router.
+    advertise_url: str | None = None
+    heartbeat_interval: float = 5.0
+    backoff_max: float = 30.0
+    probe_timeout: float = 3.0
+    mdns_interfaces: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""Fleet state: heartbeats in, immutable snapshots out (see `registry`)."""

@@ -1,0 +1,134 @@
+"""The heartbeat wire format, shared by the agent (`herd.node`) that sends it and the registry that ingests it.
+
+A heartbeat is a JSON object posted to `POST /heartbeat` on the router. Parsing is pure and strict: a bad
+heartbeat is a 400, never a half-filled node.
+
+    {
+      "node_id": "gpu-box-1", "agent_version": "0.1.0", "backend": "ollama",
+      "backend_url": "http://10.0.0.5:11434", "backend_up": true, "backend_version": "0.12.3",
+      "draining": false, "interval": 5.0,
+      "host": {"cpu_percent": 3.5, "cpu_count": 8, "mem_total": 1, "mem_available": 1,
+               "disk_free": 1, "load": [0.1, 0.2, 0.3]},
+      "models": [ ...entries of Ollama's /api/tags "models", unchanged... ],
+      "loaded": [ ...entries of Ollama's /api/ps "models", unchanged... ]
+    }
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from herd.errors import BadRequest
+
+
+@dataclass(frozen=True, slots=True)
+class HostStats:
+    cpu_percent: float = 0.0
+    cpu_count: int = 0
+    mem_total: int = 0
+    mem_available: int = 0
+    disk_free: int = 0
+    load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    node_id: str
+    agent_version: str
+    backend: str
+    backend_url: str
+    backend_up: bool
+    backend_version: str | None
+    draining: bool
+    interval: float
+    host: HostStats
+    # Raw Ollama entries, kept as they came so merged listings stay field-for-field faithful.
+    models: tuple[dict[str, Any], ...]
+    loaded: tuple[dict[str, Any], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "agent_version": self.agent_version,
+            "backend": self.backend,
+            "backend_url": self.backend_url,
+            "backend_up": self.backend_up,
+            "backend_version": self.backend_version,
+            "draining": self.draining,
+            "interval": self.interval,
+            "host": {
+                "cpu_percent": self.host.cpu_percent,
+                "cpu_count": self.host.cpu_count,
+                "mem_total": self.host.mem_total,
+                "mem_available": self.host.mem_available,
+                "disk_free": self.host.disk_free,
+                "load": list(self.host.load),
+            },
+            "models": list(self.models),
+            "loaded": list(self.loaded),
+        }
+
+
+def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    value = obj.get(name, default)
+    if value is ...:
+        raise BadRequest(f"heartbeat: missing field '{name}'", param=name)
+    if value is default and default is not ...:
+        return value
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise BadRequest(f"heartbeat: field '{name}' must be a number", param=name)
+    if not isinstance(value, kind):
+        raise BadRequest(f"heartbeat: field '{name}' has the wrong type", param=name)
+    return value
+
+
+def _entries(obj: dict[str, Any], name: str) -> tuple[dict[str, Any], ...]:
+    raw = _field(obj, name, list, [])
+    out = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name") or entry.get("model"), str):
+            raise BadRequest(f"heartbeat: every entry of '{name}' needs a string 'name'", param=name)
+        if "name" not in entry:
+            entry = {**entry, "name": entry["model"]}
+        out.append(entry)
+    return tuple(out)
+
+
+def parse_heartbeat(obj: Any) -> Heartbeat:
+    """Validate a decoded heartbeat body. Raises `BadRequest` on anything malformed."""
+    if not isinstance(obj, dict):
+        raise BadRequest("heartbeat: body must be a JSON object")
+    node_id = _field(obj, "node_id", str)
+    if not node_id or len(node_id) > 200:
+        raise BadRequest("heartbeat: 'node_id' must be 1-200 characters", param="node_id")
+    backend_url = _field(obj, "backend_url", str)
+    if not backend_url.startswith(("http://", "https://")):
+        raise BadRequest("heartbeat: 'backend_url' must be an http(s) URL", param="backend_url")
+    host_raw = _field(obj, "host", dict, {})
+    load = host_raw.get("load", [0.0, 0.0, 0.0])
+    if not (isinstance(load, list) and len(load) == 3 and all(isinstance(x, int | float) for x in load)):
+        raise BadRequest("heartbeat: 'host.load' must be three numbers", param="host.load")
+    host = HostStats(
+        cpu_percent=float(_field(host_raw, "cpu_percent", (int, float), 0.0)),
+        cpu_count=int(_field(host_raw, "cpu_count", int, 0)),
+        mem_total=int(_field(host_raw, "mem_total", int, 0)),
+        mem_available=int(_field(host_raw, "mem_available", int, 0)),
+        disk_free=int(_field(host_raw, "disk_free", int, 0)),
+        load=(float(load[0]), float(load[1]), float(load[2])),
+    )
+    version = obj.get("backend_version")
+    interval = float(_field(obj, "interval", (int, float), 5.0))
+    return Heartbeat(
+        node_id=node_id,
+        agent_version=_field(obj, "agent_version", str, "unknown"),
+        backend=_field(obj, "backend", str, "ollama"),
+        backend_url=backend_url.rstrip("/"),
+        backend_up=_field(obj, "backend_up", bool, True),
+        backend_version=version if isinstance(version, str) else None,
+        draining=_field(obj, "draining", bool, False),
+        interval=interval if interval > 0 else 5.0,
+        host=host,
+        models=_entries(obj, "models"),
+        loaded=_entries(obj, "loaded"),
+    )

@@ -1,0 +1,106 @@
+"""Immutable fleet values and the pure transitions over them.
+
+Heartbeats (`herd.fleet.heartbeat`) come in through the registry, which calls `apply_heartbeat`; the expiry
+service calls `sweep`. Both return a new `FleetSnapshot` (or the same one when nothing changed), which routing,
+the web API and the dashboard read without locks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from herd.config import FleetConfig
+from herd.fleet.heartbeat import Heartbeat
+
+
+class NodeStatus(enum.StrEnum):
+    ONLINE = "online"
+    DEGRADED = "degraded"
+    OFFLINE = "offline"
+
+
+def normalize_model(name: str) -> str:
+    """Ollama's canonical model name: a missing tag means `:latest`."""
+    name = name.strip()
+    base = name.rsplit("/", 1)[-1]
+    if name and ":" not in base:
+        return name + ":latest"
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    heartbeat: Heartbeat
+    first_seen: float
+    last_seen: float
+    status: NodeStatus
+    models: frozenset[str]
+    loaded: frozenset[str]
+
+    @property
+    def node_id(self) -> str:
+        return self.heartbeat.node_id
+
+    @property
+    def url(self) -> str:
+        return self.heartbeat.backend_url
+
+    @property
+    def routable(self) -> bool:
+        """Can take new requests: heard from recently, backend answering, not draining."""
+        hb = self.heartbeat
+        return self.status is NodeStatus.ONLINE and hb.backend_up and not hb.draining
+
+
+EMPTY: Mapping[str, NodeState] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    nodes: Mapping[str, NodeState] = field(default_factory=lambda: EMPTY)
+    version: int = 0
+
+    def with_nodes(self, nodes: dict[str, NodeState]) -> FleetSnapshot:
+        return FleetSnapshot(MappingProxyType(nodes), self.version + 1)
+
+    def knows_model(self, model: str) -> bool:
+        return any(model in n.models for n in self.nodes.values())
+
+
+def status_for(last_seen: float, now: float, cfg: FleetConfig) -> NodeStatus:
+    age = now - last_seen
+    if age >= cfg.offline_after:
+        return NodeStatus.OFFLINE
+    if age >= cfg.degraded_after:
+        return NodeStatus.DEGRADED
+    return NodeStatus.ONLINE
+
+
+def apply_heartbeat(snap: FleetSnapshot, hb: Heartbeat, now: float) -> FleetSnapshot:
+    previous = snap.nodes.get(hb.node_id)
+    state = NodeState(
+        heartbeat=hb,
+        first_seen=previous.first_seen if previous else now,
+        last_seen=now,
+        status=NodeStatus.ONLINE,
+        models=frozenset(normalize_model(m["name"]) for m in hb.models),
+        loaded=frozenset(normalize_model(m["name"]) for m in hb.loaded),
+    )
+    nodes = dict(snap.nodes)
+    nodes[hb.node_id] = state
+    return snap.with_nodes(nodes)
+
+
+def sweep(snap: FleetSnapshot, now: float, cfg: FleetConfig) -> FleetSnapshot:
+    """Re-derive every node's status from its heartbeat age; the same snapshot if nothing moved."""
+    changed: dict[str, NodeState] = {}
+    for node_id, node in snap.nodes.items():
+        status = status_for(node.last_seen, now, cfg)
+        if status is not node.status:
+            changed[node_id] = replace(node, status=status)
+    if not changed:
+        return snap
+    return snap.with_nodes({**snap.nodes, **changed})

@@ -1,0 +1,116 @@
+"""Composition root for `herd run`: builds every router component without I/O, then starts them in dependency
+order as children of ONE nursery, with hypercorn serving the Quart-Trio app as one more child.
+
+Shutdown is a deadline: `Router.stop()` (SIGTERM/SIGINT) stops accepting, lets in-flight responses finish for
+at most `graceful_timeout`, then cancels every other duty.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from functools import partial
+from typing import Any
+
+import trio
+
+from herd.backends.upstream import HttpxUpstream
+from herd.config import RouterConfig
+from herd.fleet.registry import Expiry, Registry
+from herd.routing.proxy import Proxy
+from herd.routing.slots import Slots
+from herd.services import RouterServices
+from herd.web.app import create_app
+from herd.web.server import WebServer
+
+log = logging.getLogger("herd.router")
+
+DutyFactory = Callable[[RouterServices, list[str]], Any]
+
+
+class Router:
+    """The whole router as one service. `task_status.started(urls)` once it accepts connections."""
+
+    def __init__(self, cfg: RouterConfig, duties: list[DutyFactory] | None = None) -> None:
+        self.cfg = cfg
+        self.registry = Registry(cfg.fleet)
+        self.slots = Slots()
+        self.upstream = HttpxUpstream(cfg.upstream)
+        self.services = RouterServices(
+            cfg=cfg,
+            registry=self.registry,
+            slots=self.slots,
+            upstream=self.upstream,
+            proxy=Proxy(cfg, self.registry, self.slots, self.upstream),
+        )
+        self.web = WebServer(
+            create_app(self.services),
+            host=cfg.host,
+            port=cfg.port,
+            graceful_timeout=cfg.graceful_timeout,
+            access_log=cfg.access_log,
+        )
+        self.expiry = Expiry(self.registry)
+        # Optional duties that need the services and the bound addresses (mDNS advertiser, the local node
+        # agent): built once the server is bound, without I/O, then started in order.
+        self.duty_factories = duties or []
+
+    def stop(self) -> None:
+        self.web.stop()
+
+    async def _serve(self, rest: trio.CancelScope, *, task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            await self.web.run(task_status=task_status)
+        finally:
+            rest.cancel()  # the web server is done: the other duties have nothing left to serve
+
+    async def run(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(self._close_upstream)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.expiry.run)
+                urls: list[str] = await nursery.start(partial(self._serve, nursery.cancel_scope))
+                for make in self.duty_factories:
+                    await nursery.start(make(self.services, urls).run)
+                log.info("herd router listening on %s", ", ".join(urls))
+                task_status.started(urls)
+
+    async def _close_upstream(self) -> None:
+        with trio.move_on_after(2.0) as cs:
+            cs.shield = True
+            await self.upstream.aclose()
+
+
+async def run_until_signalled(service: Any, stop: Callable[[], None]) -> None:
+    """Run `service` until it ends or SIGINT/SIGTERM; the first signal calls `stop`, a second one cancels."""
+    import signal
+
+    async with trio.open_nursery() as nursery:
+
+        async def watch(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                count = 0
+                async for _ in signals:
+                    count += 1
+                    if count == 1:
+                        log.info("shutting down (signal again to force)")
+                        stop()
+                    else:
+                        nursery.cancel_scope.cancel()
+
+        await nursery.start(watch)
+        await service.run()
+        nursery.cancel_scope.cancel()
+
+
+async def main_router(cfg: RouterConfig) -> None:
+    """`herd run`: the router plus the duties enabled in config, until a signal."""
+    router = Router(cfg, duties=optional_duties(cfg))
+    await run_until_signalled(router, router.stop)
+
+
+def optional_duties(cfg: RouterConfig) -> list[DutyFactory]:
+    duties: list[DutyFactory] = []
+    return duties

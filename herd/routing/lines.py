@@ -1,0 +1,67 @@
+"""Upstream bytes → complete lines, with the first-byte and idle deadlines applied per read.
+
+`herd.routing.proxy` primes one `LineStream` per attempt (reading the first chunk decides "before first byte");
+the relays in `herd.routing.relay` iterate it. A silent backend becomes `UpstreamError("idle")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import trio
+
+from herd.backends.upstream import UpstreamError
+
+
+class LineStream:
+    __slots__ = ("_buf", "_chunks", "_eof", "_idle")
+
+    def __init__(self, chunks: AsyncIterator[bytes], idle_timeout: float) -> None:
+        self._chunks = chunks
+        self._idle = idle_timeout
+        self._buf = b""
+        self._eof = False
+
+    async def _read(self) -> bool:
+        """Append the next chunk to the buffer (waiting at most the idle timeout); False at end of stream."""
+        with trio.move_on_after(self._idle):
+            return await self._read_now()
+        raise UpstreamError("idle", f"backend sent nothing for {self._idle:g} s")
+
+    async def _read_now(self) -> bool:
+        try:
+            chunk = await anext(self._chunks)
+        except StopAsyncIteration:
+            self._eof = True
+            return False
+        self._buf += chunk
+        return True
+
+    async def prime(self) -> None:
+        """Wait until the backend has sent its first bytes (the caller bounds this with its own deadline)."""
+        while not self._buf:
+            if not await self._read_now():
+                raise UpstreamError("protocol", "backend closed the response without a body")
+
+    async def read_all(self) -> bytes:
+        while await self._read():
+            pass
+        data, self._buf = self._buf, b""
+        return data
+
+    def __aiter__(self) -> LineStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while True:
+            cut = self._buf.find(b"\n")
+            if cut >= 0:
+                line, self._buf = self._buf[: cut + 1], self._buf[cut + 1 :]
+                if line.strip():
+                    return line
+                continue
+            if self._eof or not await self._read():
+                if self._buf.strip():
+                    line, self._buf = self._buf, b""
+                    return line
+                raise StopAsyncIteration

@@ -1,0 +1,137 @@
+"""Open a proxied request on the best node, retrying on another node until the first byte arrives.
+
+Called by the web handlers with the request's exit stack (owned by the ASGI layer for the whole response), so
+the slot and the upstream connection live exactly as long as the client's response: a disconnect, error or
+cancel closes both. After `open` returns, nothing has been sent to the client yet; the relays take over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import trio
+
+from herd.backends.upstream import Upstream, UpstreamError
+from herd.config import RouterConfig
+from herd.errors import UpstreamFailed, UpstreamStatus
+from herd.fleet.registry import Registry
+from herd.fleet.state import NodeState
+from herd.routing.lines import LineStream
+from herd.routing.select import no_candidate_error, rank
+from herd.routing.slots import Slots
+
+log = logging.getLogger("herd.proxy")
+
+
+@dataclass(slots=True)
+class Opened:
+    """A backend response whose first bytes have arrived; nothing has been sent to the client yet."""
+
+    node: NodeState
+    model: str
+    lines: LineStream
+    retries: int
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        err = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        err = None
+    if isinstance(err, dict):
+        err = err.get("message")
+    return str(err) if err else body[:200].decode("utf-8", "replace") or "no details"
+
+
+def _is_callers_fault(status: int) -> bool:
+    """A status every node would repeat (bad option, bad format): pass it on instead of retrying."""
+    return 400 <= status < 500 and status not in (404, 408, 429)
+
+
+class Proxy:
+    def __init__(self, cfg: RouterConfig, registry: Registry, slots: Slots, upstream: Upstream) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.slots = slots
+        self.upstream = upstream
+
+    def pick(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> NodeState:
+        """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
+        ranked = rank(self.registry.snapshot, model, self.slots.in_flight, exclude)
+        if not ranked:
+            raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
+        return ranked[0]
+
+    async def open(self, stack: AsyncExitStack, model: str, path: str, body: bytes) -> Opened:
+        tried: set[str] = set()
+        failures: list[str] = []
+        last_status: UpstreamStatus | None = None
+        for attempt in range(self.cfg.max_retries + 1):
+            ranked = rank(self.registry.snapshot, model, self.slots.in_flight, tried)
+            if not ranked:
+                if attempt == 0:
+                    raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
+                break
+            node = ranked[0]
+            tried.add(node.node_id)
+            scope = AsyncExitStack()
+            stack.push_async_callback(scope.aclose)
+            try:
+                return await self._attempt(scope, node, model, path, body, attempt)
+            except UpstreamStatus as exc:
+                await scope.aclose()
+                if _is_callers_fault(exc.status):
+                    raise
+                last_status = exc
+                failures.append(f"{node.node_id}: HTTP {exc.status} {exc.message}")
+            except UpstreamError as exc:
+                await scope.aclose()
+                failures.append(f"{node.node_id}: {exc}")
+            log.warning("attempt %d for %s on %s failed: %s", attempt + 1, model, node.node_id, failures[-1])
+        if last_status is not None and len(failures) == 1:
+            raise last_status
+        raise UpstreamFailed(
+            "every node tried failed before responding: " + "; ".join(failures),
+            retry_after=self.cfg.fleet.heartbeat_interval,
+        )
+
+    async def _attempt(
+        self, scope: AsyncExitStack, node: NodeState, model: str, path: str, body: bytes, attempt: int
+    ) -> Opened:
+        await scope.enter_async_context(self.slots.acquire(node.node_id, model))
+        ucfg = self.cfg.upstream
+        # Ollama sends headers with its first chunk, after any model load: wait as long as for a first byte.
+        first_byte_deadline = trio.current_time() + ucfg.first_byte_timeout
+        with trio.move_on_at(first_byte_deadline) as cs:
+            resp = await scope.enter_async_context(self.upstream.stream("POST", node.url + path, body))
+        if cs.cancelled_caught:
+            raise UpstreamError("idle", f"no response within {ucfg.first_byte_timeout:g} s")
+        if resp.status != 200:
+            with trio.move_on_after(ucfg.connect_timeout):
+                raise UpstreamStatus(resp.status, _error_message(await resp.read()))
+            raise UpstreamStatus(resp.status, f"HTTP {resp.status}")
+        lines = LineStream(resp.chunks(), ucfg.idle_timeout)
+        with trio.move_on_at(first_byte_deadline) as cs:
+            await lines.prime()
+        if cs.cancelled_caught:
+            raise UpstreamError("idle", f"no first byte within {ucfg.first_byte_timeout:g} s")
+        return Opened(node=node, model=model, lines=lines, retries=attempt)
+
+    async def call(self, model: str, path: str, body: bytes) -> tuple[NodeState, int, bytes]:
+        """A small one-shot POST (e.g. `/api/show`) on a node that has `model`, trying the next node if one is
+        unreachable. Holds no slot: it does not generate."""
+        tried: set[str] = set()
+        while True:
+            node = self.pick(model, tried)
+            tried.add(node.node_id)
+            try:
+                with trio.fail_after(self.cfg.upstream.first_byte_timeout):
+                    async with self.upstream.stream("POST", node.url + path, body) as resp:
+                        return node, resp.status, await resp.read()
+            except (UpstreamError, trio.TooSlowError) as exc:
+                log.warning("%s on %s failed: %s", path, node.node_id, exc)
+                if len(tried) > self.cfg.max_retries:
+                    raise UpstreamFailed(f"{path} failed on every node tried: {exc}") from exc

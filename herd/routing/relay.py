@@ -1,0 +1,119 @@
+"""Relays: turn an opened backend stream into the bytes the caller's dialect expects.
+
+Fast path (Ollama caller, Ollama node): lines pass through untouched; only the final `done` line is parsed.
+OpenAI callers get each chunk re-encoded by `herd.dialects.openai`. A failure after the first byte ends the
+stream with a well-formed error in the caller's dialect, never a silently cut body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from herd.backends.upstream import UpstreamError
+from herd.dialects import ollama as ollama_codec
+from herd.dialects.openai import ChatAccumulator, ChatStreamEncoder
+from herd.errors import UpstreamFailed
+from herd.routing.proxy import Opened
+
+log = logging.getLogger("herd.relay")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one proxied response did; filled while relaying (the trace store will read it)."""
+
+    done: bool = False
+    error: str | None = None
+    final: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_final(line: bytes) -> bool:
+    return b'"done":true' in line or b'"done": true' in line
+
+
+def _record_final(outcome: Outcome, line: bytes) -> None:
+    outcome.done = True
+    try:
+        outcome.final = json.loads(line)
+    except ValueError:
+        outcome.final = {}
+
+
+def _cut(opened: Opened, outcome: Outcome, why: str) -> str:
+    outcome.error = why
+    log.warning("stream from %s for %s failed after first byte: %s", opened.node.node_id, opened.model, why)
+    return f"herd: node {opened.node.node_id} failed mid-stream: {why}"
+
+
+async def ndjson(opened: Opened, outcome: Outcome) -> AsyncIterator[bytes]:
+    """Ollama caller: relay NDJSON lines as they arrive."""
+    try:
+        async for line in opened.lines:
+            if _is_final(line):
+                _record_final(outcome, line)
+            elif line.startswith(b'{"error"'):
+                outcome.error = line.decode("utf-8", "replace").strip()
+                outcome.done = True
+            yield line
+    except UpstreamError as exc:
+        yield ollama_codec.error_line(_cut(opened, outcome, str(exc)))
+        return
+    if not outcome.done:
+        yield ollama_codec.error_line(_cut(opened, outcome, "stream ended without a final 'done' chunk"))
+
+
+async def whole(opened: Opened, outcome: Outcome) -> bytes:
+    """Ollama caller with `stream: false`: the backend's single JSON object, checked for completeness."""
+    try:
+        body = await opened.lines.read_all()
+    except UpstreamError as exc:
+        raise UpstreamFailed(_cut(opened, outcome, str(exc))) from exc
+    if not _is_final(body):
+        raise UpstreamFailed(_cut(opened, outcome, "response ended before it was complete"))
+    _record_final(outcome, body)
+    return body
+
+
+async def _chunks(opened: Opened, outcome: Outcome) -> AsyncIterator[dict[str, Any]]:
+    async for line in opened.lines:
+        chunk = json.loads(line)
+        if not isinstance(chunk, dict):
+            continue
+        if "error" in chunk:
+            raise UpstreamError("backend", str(chunk["error"]))
+        if chunk.get("done"):
+            outcome.done = True
+            outcome.final = chunk
+        yield chunk
+
+
+async def openai_sse(opened: Opened, outcome: Outcome, encoder: ChatStreamEncoder) -> AsyncIterator[bytes]:
+    """OpenAI caller, `stream: true`: Ollama chunks re-encoded as SSE events, then `[DONE]`."""
+    try:
+        async for chunk in _chunks(opened, outcome):
+            data = encoder.encode(chunk)
+            if data:
+                yield data
+    except (UpstreamError, ValueError) as exc:
+        yield encoder.error_event(_cut(opened, outcome, str(exc)))
+        return
+    if not outcome.done:
+        yield encoder.error_event(_cut(opened, outcome, "stream ended without a final chunk"))
+        return
+    yield encoder.finish()
+
+
+async def openai_whole(opened: Opened, outcome: Outcome, acc: ChatAccumulator) -> dict[str, Any]:
+    """OpenAI caller, `stream: false`: the chunks folded into one chat.completion object."""
+    try:
+        async for chunk in _chunks(opened, outcome):
+            acc.add(chunk)
+    except (UpstreamError, ValueError) as exc:
+        raise UpstreamFailed(_cut(opened, outcome, str(exc))) from exc
+    if not outcome.done:
+        raise UpstreamFailed(_cut(opened, outcome, "response ended before it was complete"))
+    return acc.result()

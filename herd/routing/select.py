@@ -1,0 +1,43 @@
+"""Node selection: a pure function from (fleet snapshot, model, in-flight counts) to ranked candidates.
+
+This is the walking skeleton's policy (prefer nodes with the model loaded, then fewest requests in flight);
+the scoring engine replaces `rank` behind the same signature. `herd.routing.proxy` calls it before every attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from herd.errors import ModelNotFound, NoNodeAvailable
+from herd.fleet.state import FleetSnapshot, NodeState
+
+
+def rank(
+    snap: FleetSnapshot,
+    model: str,
+    in_flight: Mapping[tuple[str, str], int],
+    exclude: Collection[str] = (),
+) -> list[NodeState]:
+    """Routable nodes that have `model`, best first. Ties keep a stable order by node id."""
+    candidates = [
+        node
+        for node in snap.nodes.values()
+        if node.routable and model in node.models and node.node_id not in exclude
+    ]
+    candidates.sort(
+        key=lambda n: (
+            model not in n.loaded,
+            in_flight.get((n.node_id, model), 0) + sum(in_flight.get((n.node_id, m), 0) for m in n.loaded),
+            n.node_id,
+        )
+    )
+    return candidates
+
+
+def no_candidate_error(snap: FleetSnapshot, model: str, retry_after: float) -> Exception:
+    """Why `rank` came back empty, as the error the client should see."""
+    if not snap.knows_model(model):
+        return ModelNotFound(f"model '{model}' not found on any node, try pulling it first", param="model")
+    return NoNodeAvailable(
+        f"model '{model}' exists in the fleet but no node that has it is online", retry_after=retry_after
+    )

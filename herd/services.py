@@ -1,0 +1,20 @@
+"""The router's long-lived components, built once by `herd.nursery.router` and handed to the web layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from herd.backends.upstream import Upstream
+from herd.config import RouterConfig
+from herd.fleet.registry import Registry
+from herd.routing.proxy import Proxy
+from herd.routing.slots import Slots
+
+
+@dataclass(frozen=True, slots=True)
+class RouterServices:
+    cfg: RouterConfig
+    registry: Registry
+    slots: Slots
+    upstream: Upstream
+    proxy: Proxy

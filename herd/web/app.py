@@ -1,0 +1,28 @@
+"""The Quart-Trio application factory: config suited to long generations, one error handler, the route
+blueprints. Routes get the router's services as an explicit argument (no globals)."""
+
+from __future__ import annotations
+
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from herd.errors import HerdError
+from herd.services import RouterServices
+from herd.web import errors, fleet_api, ollama_api, openai_api
+
+
+def create_app(services: RouterServices) -> QuartTrio:
+    app = QuartTrio("herd")
+    # Quart's RESPONSE_TIMEOUT also covers streamed bodies and would cut long generations at 60 s.
+    app.config["RESPONSE_TIMEOUT"] = None
+    # Base64 images make big bodies; a slow client on a LAN still gets a generous upload window.
+    app.config["MAX_CONTENT_LENGTH"] = services.cfg.max_body_bytes
+    app.config["BODY_TIMEOUT"] = services.cfg.body_timeout
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.register_error_handler(HerdError, errors.on_herd_error)
+    app.register_error_handler(HTTPException, errors.on_http_exception)
+    app.register_error_handler(Exception, errors.on_unexpected)
+    app.register_blueprint(ollama_api.blueprint(services))
+    app.register_blueprint(openai_api.blueprint(services))
+    app.register_blueprint(fleet_api.blueprint(services))
+    return app

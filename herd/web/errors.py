@@ -1,0 +1,74 @@
+"""The one error handler: renders any `HerdError` (and Quart/werkzeug HTTP errors) in the caller's dialect.
+
+OpenAI routes (`/v1/...`) get `{"error": {"message", "type", "param", "code"}}`; everything else gets Ollama's
+`{"error": "..."}`. Unexpected exceptions are logged and become a 500 in the same shapes, never HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from quart import Response, request
+from werkzeug.exceptions import HTTPException
+
+from herd.errors import HerdError
+
+log = logging.getLogger("herd.web")
+
+_HTTP_CODES = {
+    400: ("invalid_request", "invalid_request_error"),
+    404: ("not_found", "invalid_request_error"),
+    405: ("method_not_allowed", "invalid_request_error"),
+    408: ("request_timeout", "invalid_request_error"),
+    413: ("payload_too_large", "invalid_request_error"),
+}
+
+
+def render(
+    status: int,
+    message: str,
+    *,
+    code: str,
+    openai_type: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if request.path.startswith("/v1/"):
+        payload: dict[str, object] = {
+            "error": {"message": message, "type": openai_type, "param": param, "code": code}
+        }
+    else:
+        payload = {"error": message}
+    return Response(
+        json.dumps(payload), status=status, content_type="application/json; charset=utf-8", headers=headers
+    )
+
+
+async def on_herd_error(exc: HerdError) -> Response:
+    return render(
+        exc.status,
+        exc.message,
+        code=exc.code,
+        openai_type=exc.openai_type,
+        param=exc.param,
+        headers=exc.headers(),
+    )
+
+
+async def on_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code, kind = _HTTP_CODES.get(status, ("http_error", "invalid_request_error"))
+    message = exc.description or exc.name
+    if status == 404:
+        message = f"{request.method} {request.path}: no such route"
+    elif status == 405:
+        message = f"method {request.method} is not allowed on {request.path}"
+    return render(status, message, code=code, openai_type=kind)
+
+
+async def on_unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return render(
+        500, f"internal error: {type(exc).__name__}", code="internal_error", openai_type="server_error"
+    )

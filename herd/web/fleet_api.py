@@ -1,0 +1,78 @@
+"""Fleet routes: `POST /heartbeat` from node agents into the registry, `GET /fleet/status` out of it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import trio
+from quart import Blueprint, Response, request
+
+from herd import __version__
+from herd.dialects.ollama import parse_body
+from herd.fleet.heartbeat import parse_heartbeat
+from herd.fleet.state import NodeState
+from herd.services import RouterServices
+
+JSON = "application/json; charset=utf-8"
+
+
+def _node_json(node: NodeState, now: float, in_flight: int) -> dict[str, Any]:
+    hb = node.heartbeat
+    return {
+        "node_id": node.node_id,
+        "status": node.status.value,
+        "routable": node.routable,
+        "backend": hb.backend,
+        "backend_url": hb.backend_url,
+        "backend_up": hb.backend_up,
+        "backend_version": hb.backend_version,
+        "agent_version": hb.agent_version,
+        "draining": hb.draining,
+        "last_seen_seconds_ago": round(now - node.last_seen, 3),
+        "in_flight": in_flight,
+        "host": {
+            "cpu_percent": hb.host.cpu_percent,
+            "cpu_count": hb.host.cpu_count,
+            "mem_total": hb.host.mem_total,
+            "mem_available": hb.host.mem_available,
+            "disk_free": hb.host.disk_free,
+            "load": list(hb.host.load),
+        },
+        "models": sorted(node.models),
+        "loaded": [
+            {k: m.get(k) for k in ("name", "size", "size_vram", "context_length", "expires_at")}
+            for m in hb.loaded
+        ],
+    }
+
+
+def blueprint(svc: RouterServices) -> Blueprint:
+    bp = Blueprint("fleet", __name__)
+
+    @bp.post("/heartbeat")
+    async def heartbeat() -> Response:
+        hb = parse_heartbeat(
+            parse_body(await request.get_data(cache=False, as_text=False, parse_form_data=False))
+        )
+        svc.registry.ingest(hb)
+        payload = {"ok": True, "interval": svc.cfg.fleet.heartbeat_interval, "router_version": __version__}
+        return Response(json.dumps(payload), content_type=JSON)
+
+    @bp.get("/fleet/status")
+    async def status() -> Response:
+        snap, now = svc.registry.snapshot, trio.current_time()
+        per_node: dict[str, int] = {}
+        for (node_id, _), n in svc.slots.in_flight.items():
+            per_node[node_id] = per_node.get(node_id, 0) + n
+        nodes = [_node_json(n, now, per_node.get(n.node_id, 0)) for n in snap.nodes.values()]
+        nodes.sort(key=lambda n: n["node_id"])
+        counts = {s: sum(1 for n in nodes if n["status"] == s) for s in ("online", "degraded", "offline")}
+        payload = {
+            "router_version": __version__,
+            "nodes": nodes,
+            "summary": {**counts, "in_flight": svc.slots.total()},
+        }
+        return Response(json.dumps(payload), content_type=JSON)
+
+    return bp

@@ -1,0 +1,87 @@
+"""Ollama-dialect routes: parse and validate, hand to the proxy, relay the node's bytes back (fast path).
+
+`/api/chat` and `/api/generate` forward the caller's body unchanged to the chosen node; listings are merged
+from the fleet snapshot without touching any node.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from herd.dialects import ollama as codec
+from herd.errors import ModelNotFound
+from herd.fleet import catalog
+from herd.fleet.state import normalize_model
+from herd.reqscope import request_stack
+from herd.routing import relay
+from herd.services import RouterServices
+
+NDJSON = "application/x-ndjson"
+JSON = "application/json; charset=utf-8"
+FALLBACK_VERSION = "0.12.0"  # reported by /api/version only while no node has told us its own
+
+
+def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload), status=status, content_type=JSON, headers=headers)
+
+
+def blueprint(svc: RouterServices) -> Blueprint:
+    bp = Blueprint("ollama", __name__)
+
+    async def generate_like(path: str, validate: Any) -> Response:
+        raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        body = codec.parse_body(raw)
+        validate(body)
+        model = normalize_model(body["model"])
+        opened = await svc.proxy.open(request_stack(request.scope), model, path, raw)
+        headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": model}
+        outcome = relay.Outcome()
+        if codec.wants_stream(body):
+            response = Response(relay.ndjson(opened, outcome), content_type=NDJSON, headers=headers)
+            response.timeout = None
+            return response
+        return Response(await relay.whole(opened, outcome), content_type=JSON, headers=headers)
+
+    @bp.post("/api/chat")
+    async def chat() -> Response:
+        return await generate_like("/api/chat", codec.validate_chat)
+
+    @bp.post("/api/generate")
+    async def generate() -> Response:
+        return await generate_like("/api/generate", codec.validate_generate)
+
+    @bp.post("/api/show")
+    async def show() -> Response:
+        raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        name = codec.validate_show(codec.parse_body(raw))
+        model = normalize_model(name)
+        if not svc.registry.snapshot.knows_model(model):
+            raise ModelNotFound(f"model '{name}' not found", param="model")
+        node, status, data = await svc.proxy.call(model, "/api/show", raw)
+        return Response(
+            data,
+            status=status,
+            content_type=JSON,
+            headers={"X-Herd-Node": node.node_id, "X-Herd-Model": model},
+        )
+
+    @bp.get("/api/tags")
+    async def tags() -> Response:
+        return _json({"models": catalog.merged_tags(svc.registry.snapshot)})
+
+    @bp.get("/api/ps")
+    async def ps() -> Response:
+        return _json({"models": catalog.merged_ps(svc.registry.snapshot)})
+
+    @bp.get("/api/version")
+    async def version() -> Response:
+        return _json({"version": catalog.fleet_version(svc.registry.snapshot, FALLBACK_VERSION)})
+
+    @bp.route("/", methods=["GET", "HEAD"])
+    async def root() -> Response:
+        return Response("Ollama is running", content_type="text/plain; charset=utf-8")
+
+    return bp

@@ -1,0 +1,64 @@
+"""OpenAI-dialect routes: convert the request to Ollama's chat API, proxy it, re-encode chunks as SSE (or one
+`chat.completion`), and list the fleet's models."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from herd.dialects import ollama as ollama_codec
+from herd.dialects import openai as codec
+from herd.errors import ModelNotFound
+from herd.fleet import catalog
+from herd.fleet.state import normalize_model
+from herd.reqscope import request_stack
+from herd.routing import relay
+from herd.services import RouterServices
+
+JSON = "application/json; charset=utf-8"
+
+
+def _json(payload: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload), content_type=JSON, headers=headers)
+
+
+def blueprint(svc: RouterServices) -> Blueprint:
+    bp = Blueprint("openai", __name__)
+
+    @bp.post("/v1/chat/completions")
+    async def chat_completions() -> Response:
+        body = ollama_codec.parse_body(
+            await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        )
+        upstream_body, opts = codec.chat_request_to_ollama(body)
+        model = normalize_model(opts.model)
+        raw = json.dumps(upstream_body).encode()
+        opened = await svc.proxy.open(request_stack(request.scope), model, "/api/chat", raw)
+        headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": model}
+        completion_id, created, outcome = codec.new_completion_id(), int(time.time()), relay.Outcome()
+        if opts.stream:
+            encoder = codec.ChatStreamEncoder(opts.model, completion_id, created, opts.include_usage)
+            headers["Cache-Control"] = "no-cache"
+            response = Response(
+                relay.openai_sse(opened, outcome, encoder), content_type="text/event-stream", headers=headers
+            )
+            response.timeout = None
+            return response
+        acc = codec.ChatAccumulator(opts.model, completion_id, created)
+        return _json(await relay.openai_whole(opened, outcome, acc), headers)
+
+    @bp.get("/v1/models")
+    async def models() -> Response:
+        return _json(codec.models_list(catalog.merged_tags(svc.registry.snapshot)))
+
+    @bp.get("/v1/models/<path:model_id>")
+    async def model(model_id: str) -> Response:
+        entry = catalog.find_model(svc.registry.snapshot, model_id)
+        if entry is None:
+            raise ModelNotFound(f"The model '{model_id}' does not exist", param="model")
+        return _json(codec.model_object(entry))
+
+    return bp

@@ -1,0 +1,92 @@
+"""Serving the Quart-Trio app with hypercorn's trio worker, as one child of the app-lifetime nursery.
+
+Two fixes sit between hypercorn and Quart, in an ASGI wrapper:
+- Each HTTP request gets an `AsyncExitStack` in `scope["herd.stack"]` that lives exactly as long as the ASGI
+  call: handlers put the node slot and the upstream response on it, so they are released when the response
+  ends, fails, or the client disconnects, even if Quart never started the body.
+- The final body send is shielded. quart-trio cancels each request's nursery as soon as the response is done,
+  which can land while hypercorn re-arms its keep-alive idle timer inside that send; the timer is then never
+  armed, idle connections never close and graceful shutdown waits the whole `graceful_timeout`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from herd.reqscope import SCOPE_KEY
+
+log = logging.getLogger("herd.web")
+
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
+]
+
+
+class RequestScoped:
+    """ASGI wrapper: per-request exit stack + shielded final send (see module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_final_shielded(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                with trio.CancelScope(shield=True):
+                    await send(message)
+            else:
+                await send(message)
+
+        async with AsyncExitStack() as stack:
+            scope[SCOPE_KEY] = stack
+            await self.app(scope, receive, send_final_shielded)
+
+
+class WebServer:
+    """Service: binds, reports the bound URLs through `task_status`, serves until `stop()` or cancel."""
+
+    def __init__(self, app: Any, *, host: str, port: int, graceful_timeout: float, access_log: bool) -> None:
+        self.app = RequestScoped(app)
+        self.config = HypercornConfig()
+        self.config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+        self.config.graceful_timeout = graceful_timeout
+        self.config.keep_alive_timeout = 75.0
+        self.config.accesslog = logging.getLogger("herd.access") if access_log else None
+        self.config.errorlog = logging.getLogger("herd.web")
+        self._stop = trio.Event()
+        self.urls: list[str] = []
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown: stop accepting, let in-flight responses finish within the grace time."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        forward = _Forward(self, task_status)
+        await serve(self.app, self.config, shutdown_trigger=self._stop.wait, task_status=forward)  # type: ignore[arg-type]
+
+
+class _Forward:
+    """Records the bound URLs on the server before passing them to the parent's `task_status`."""
+
+    def __init__(self, server: WebServer, status: trio.TaskStatus[list[str]]) -> None:
+        self.server = server
+        self.status = status
+
+    def started(self, binds: list[str] | None = None) -> None:
+        self.server.urls = list(binds or [])
+        self.status.started(self.server.urls)

@@ -1,0 +1,53 @@
+"""Test harness: a real router (hypercorn on 127.0.0.1:0) and fake Ollama nodes inside the test's nursery."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from conftest import heartbeat_json
+from fake_ollama import FakeModel, FakeOllama
+
+from herd.config import RouterConfig
+from herd.nursery.router import Router
+
+
+@dataclasses.dataclass
+class Fleet:
+    router: Router
+    url: str
+    nodes: dict[str, FakeOllama]
+    http: httpx.AsyncClient
+
+    async def beat(self, node_id: str, **extra: Any) -> None:
+        """Send the heartbeat a node agent would send for the fake node `node_id`."""
+        fake = self.nodes[node_id]
+        models = [m.name for m in fake.model_specs()]
+        body = heartbeat_json(node_id, fake.url, models, list(fake.loaded), **extra)
+        resp = await self.http.post(self.url + "/heartbeat", content=json.dumps(body))
+        assert resp.status_code == 200, resp.text
+
+
+async def start_fleet(
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    nodes: dict[str, FakeOllama] | None = None,
+    **cfg: Any,
+) -> Fleet:
+    nodes = (
+        nodes if nodes is not None else {"n1": FakeOllama([FakeModel("llama3.2:3b")], loaded=["llama3.2:3b"])}
+    )
+    for fake in nodes.values():
+        await nursery.start(fake.run)
+    config = RouterConfig(data_dir=tmp_path, host="127.0.0.1", port=0, local_node=False, mdns=False, **cfg)
+    router = Router(config)
+    urls = await nursery.start(router.run)
+    http = httpx.AsyncClient(trust_env=False, timeout=30)
+    fleet = Fleet(router=router, url=urls[0], nodes=nodes, http=http)
+    for node_id in nodes:
+        await fleet.beat(node_id)
+    return fleet
