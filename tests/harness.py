@@ -32,6 +32,13 @@ class Fleet:
         assert resp.status_code == 200, resp.text
 
 
+async def _client(*, task_status: trio.TaskStatus[httpx.AsyncClient] = trio.TASK_STATUS_IGNORED) -> None:
+    """An httpx client that closes when the test's nursery is cancelled."""
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
+        task_status.started(client)
+        await trio.sleep_forever()
+
+
 async def start_fleet(
     nursery: trio.Nursery,
     tmp_path: Path,
@@ -46,7 +53,7 @@ async def start_fleet(
     config = RouterConfig(data_dir=tmp_path, host="127.0.0.1", port=0, local_node=False, mdns=False, **cfg)
     router = Router(config)
     urls = await nursery.start(router.run)
-    http = httpx.AsyncClient(trust_env=False, timeout=30)
+    http = await nursery.start(_client)
     fleet = Fleet(router=router, url=urls[0], nodes=nodes, http=http)
     for node_id in nodes:
         await fleet.beat(node_id)

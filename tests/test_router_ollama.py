@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import ollama
@@ -17,33 +19,38 @@ from herd.nursery.router import Router
 MODEL = "llama3.2:3b"
 
 
-def client(url: str) -> ollama.Client:
-    return ollama.Client(host=url, trust_env=False)
+@contextlib.contextmanager
+def client(url: str) -> Iterator[ollama.Client]:
+    c = ollama.Client(host=url, trust_env=False)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 async def test_chat_stream_and_not_with_official_client(nursery: trio.Nursery, tmp_path: Path) -> None:
     fleet = await start_fleet(nursery, tmp_path)
     fake = fleet.nodes["n1"]
-    c = client(fleet.url)
-    msgs = [{"role": "user", "content": "hi"}]
+    with client(fleet.url) as c:
+        msgs = [{"role": "user", "content": "hi"}]
 
-    whole = await trio.to_thread.run_sync(lambda: c.chat(model=MODEL, messages=msgs, stream=False))
-    assert whole.message.content == fake.reply
-    assert whole.done and whole.done_reason == "stop" and whole.eval_count and whole.total_duration
+        whole = await trio.to_thread.run_sync(lambda: c.chat(model=MODEL, messages=msgs, stream=False))
+        assert whole.message.content == fake.reply
+        assert whole.done and whole.done_reason == "stop" and whole.eval_count and whole.total_duration
 
-    parts = await trio.to_thread.run_sync(lambda: list(c.chat(model=MODEL, messages=msgs, stream=True)))
-    assert "".join(p.message.content for p in parts) == fake.reply
-    assert len(parts) > 2 and parts[-1].done and parts[-1].prompt_eval_count
-    assert all(not p.done for p in parts[:-1])
+        parts = await trio.to_thread.run_sync(lambda: list(c.chat(model=MODEL, messages=msgs, stream=True)))
+        assert "".join(p.message.content for p in parts) == fake.reply
+        assert len(parts) > 2 and parts[-1].done and parts[-1].prompt_eval_count
+        assert all(not p.done for p in parts[:-1])
 
 
 async def test_generate_stream_and_not(nursery: trio.Nursery, tmp_path: Path) -> None:
     fleet = await start_fleet(nursery, tmp_path)
-    c = client(fleet.url)
-    whole = await trio.to_thread.run_sync(lambda: c.generate(model=MODEL, prompt="hi", stream=False))
-    assert whole.response == fleet.nodes["n1"].reply and whole.done
-    parts = await trio.to_thread.run_sync(lambda: list(c.generate(model=MODEL, prompt="hi", stream=True)))
-    assert "".join(p.response for p in parts) == fleet.nodes["n1"].reply and parts[-1].done
+    with client(fleet.url) as c:
+        whole = await trio.to_thread.run_sync(lambda: c.generate(model=MODEL, prompt="hi", stream=False))
+        assert whole.response == fleet.nodes["n1"].reply and whole.done
+        parts = await trio.to_thread.run_sync(lambda: list(c.generate(model=MODEL, prompt="hi", stream=True)))
+        assert "".join(p.response for p in parts) == fleet.nodes["n1"].reply and parts[-1].done
 
 
 async def test_listings_show_version(nursery: trio.Nursery, tmp_path: Path) -> None:
@@ -52,23 +59,23 @@ async def test_listings_show_version(nursery: trio.Nursery, tmp_path: Path) -> N
         "n2": FakeOllama([FakeModel(MODEL), FakeModel("phi4:14b")], version="0.12.3"),
     }
     fleet = await start_fleet(nursery, tmp_path, nodes)
-    c = client(fleet.url)
-    listed = await trio.to_thread.run_sync(c.list)
-    assert sorted(m.model for m in listed.models) == sorted([MODEL, "qwen3:8b", "phi4:14b"])
-    assert all(m.size and m.digest and m.details.family for m in listed.models)
-    running = await trio.to_thread.run_sync(c.ps)
-    assert [m.model for m in running.models] == [MODEL]
-    shown = await trio.to_thread.run_sync(lambda: c.show("phi4:14b"))
-    assert shown.details.family and shown.modelinfo
-    resp = await fleet.http.get(fleet.url + "/api/version")
-    assert resp.json() == {"version": "0.12.3"}
-    root = await fleet.http.get(fleet.url + "/")
-    assert root.text == "Ollama is running"
-    head = await fleet.http.head(fleet.url + "/")
-    assert head.status_code == 200
-    with pytest.raises(ollama.ResponseError) as info:
-        await trio.to_thread.run_sync(lambda: c.show("nope:1b"))
-    assert info.value.status_code == 404
+    with client(fleet.url) as c:
+        listed = await trio.to_thread.run_sync(c.list)
+        assert sorted(m.model for m in listed.models) == sorted([MODEL, "qwen3:8b", "phi4:14b"])
+        assert all(m.size and m.digest and m.details.family for m in listed.models)
+        running = await trio.to_thread.run_sync(c.ps)
+        assert [m.model for m in running.models] == [MODEL]
+        shown = await trio.to_thread.run_sync(lambda: c.show("phi4:14b"))
+        assert shown.details.family and shown.modelinfo
+        resp = await fleet.http.get(fleet.url + "/api/version")
+        assert resp.json() == {"version": "0.12.3"}
+        root = await fleet.http.get(fleet.url + "/")
+        assert root.text == "Ollama is running"
+        head = await fleet.http.head(fleet.url + "/")
+        assert head.status_code == 200
+        with pytest.raises(ollama.ResponseError) as info:
+            await trio.to_thread.run_sync(lambda: c.show("nope:1b"))
+        assert info.value.status_code == 404
 
 
 async def test_every_response_names_node_and_model(nursery: trio.Nursery, tmp_path: Path) -> None:
@@ -88,7 +95,7 @@ async def test_every_response_names_node_and_model(nursery: trio.Nursery, tmp_pa
     ("path", "body", "needle"),
     [
         ("/api/chat", b"{not json", "invalid JSON"),
-        ("/api/chat", b"", "empty"),
+        ("/api/chat", b"", "missing request body"),
         ("/api/chat", b"[1, 2]", "object"),
         ("/api/chat", b'{"messages": []}', "model"),
         ("/api/chat", b'{"model": 7}', "model"),
@@ -177,10 +184,10 @@ async def test_failure_after_first_byte_ends_with_error_line(nursery: trio.Nurse
     assert resp.status_code == 200
     lines = [json.loads(x) for x in resp.text.splitlines()]
     assert len(lines) == 3 and "error" in lines[-1] and "n1" in lines[-1]["error"]
-    c = client(fleet.url)
-    fleet.nodes["n1"].fail_after_chunks = 2
-    with pytest.raises(ollama.ResponseError):
-        await trio.to_thread.run_sync(lambda: list(c.chat(model=MODEL, messages=[], stream=True)))
+    with client(fleet.url) as c:
+        fleet.nodes["n1"].fail_after_chunks = 2
+        with pytest.raises(ollama.ResponseError):
+            await trio.to_thread.run_sync(lambda: list(c.chat(model=MODEL, messages=[], stream=True)))
 
 
 async def test_client_disconnect_cancels_upstream(nursery: trio.Nursery, tmp_path: Path) -> None:
@@ -221,7 +228,24 @@ async def test_shutdown_is_prompt_with_idle_keepalive(tmp_path: Path) -> None:
                 await sock.connect((host, int(port)))
                 for _ in range(2):  # two requests on one keep-alive connection, then idle
                     await sock.send(b"GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n")
-                    assert b"200 OK" in await sock.recv(65536)
+                    reply = b""
+                    while not reply.endswith(b"}"):
+                        reply += await sock.recv(65536)
+                    assert reply.startswith(b"HTTP/1.1 200")
                 router.stop()
                 assert await sock.recv(65536) == b""  # the server closed the idle connection
         # leaving the nursery means router.run returned: shutdown finished
+
+
+async def test_long_generation_is_not_cut(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Quart's RESPONSE_TIMEOUT (60 s) also applies to streamed bodies; a 100 s generation must arrive whole."""
+    nodes = {"n1": FakeOllama([FakeModel(MODEL)], loaded=[MODEL], chunk_delay=10.0, num_chunks=10)}
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+    start = trio.current_time()
+    resp = await fleet.http.post(fleet.url + "/api/chat", json={"model": MODEL, "messages": []})
+    lines = [json.loads(x) for x in resp.text.splitlines()]
+    assert trio.current_time() - start >= 90
+    assert lines[-1]["done"] is True and "error" not in lines[-1]
+    assert len(lines) == 11
