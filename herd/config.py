@@ -38,6 +38,24 @@ class FleetConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """Capacity, queueing and resilience knobs."""
+
+    # Parallel requests per model a node takes when its agent does not say (Ollama's OLLAMA_NUM_PARALLEL).
+    default_parallel: int = 4
+    # How long a request may wait in the holding queue for a free slot, and how many may wait per model.
+    queue_timeout: float = 30.0
+    queue_max_depth: int = 512
+    # A node that answers 503 "server busy" is treated as full for this long.
+    busy_backoff: float = 2.0
+    # Circuit breaker: consecutive connection failures that open it, and seconds before a probe.
+    breaker_threshold: int = 3
+    breaker_cooldown: float = 15.0
+    # The rebalancer re-scores waiting requests this often even when nothing else changes.
+    rebalance_interval: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class RouterConfig:
     """Everything `herd run` needs."""
 
@@ -57,6 +75,7 @@ class RouterConfig:
     access_log: bool = False
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
 
 @dataclass(frozen=True, slots=True)

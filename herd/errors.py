@@ -83,3 +83,11 @@ class UpstreamStatus(HerdError):
         self.code = "upstream_error"
         if status >= 500:
             self.openai_type = "server_error"
+
+
+class FleetBusy(HerdError):
+    """Every node that could serve is full and the request waited as long as it may."""
+
+    status = 429
+    code = "fleet_busy"
+    openai_type = "rate_limit_error"

@@ -8,6 +8,7 @@ from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Registry
 from herd.routing.proxy import Proxy
+from herd.routing.queue import HoldingQueue
 from herd.routing.slots import Slots
 
 
@@ -16,5 +17,6 @@ class RouterServices:
     cfg: RouterConfig
     registry: Registry
     slots: Slots
+    queue: HoldingQueue
     upstream: Upstream
     proxy: Proxy

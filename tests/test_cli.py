@@ -26,25 +26,40 @@ def test_run_defaults() -> None:
 
 
 def test_run_env_then_flags() -> None:
-    env = {"FLEET_HOST": "127.0.0.1", "FLEET_PORT": "9000", "FLEET_DATA_DIR": "/tmp/d",
-           "FLEET_NODE_OLLAMA_HOST": "http://10.0.0.2:11434/", "FLEET_MDNS_INTERFACES": "10.0.0.1, 10.0.0.3"}
+    env = {
+        "FLEET_HOST": "127.0.0.1",
+        "FLEET_PORT": "9000",
+        "FLEET_DATA_DIR": "/tmp/d",
+        "FLEET_NODE_OLLAMA_HOST": "http://10.0.0.2:11434/",
+        "FLEET_MDNS_INTERFACES": "10.0.0.1, 10.0.0.3",
+    }
     args, _ = parse(["run"], env)
     cfg = router_config(args, env)
     assert (cfg.host, cfg.port, str(cfg.data_dir)) == ("127.0.0.1", 9000, "/tmp/d")
     assert cfg.local_ollama_url == "http://10.0.0.2:11434"
     assert cfg.mdns_interfaces == ("10.0.0.1", "10.0.0.3")
-    args, _ = parse(["run", "--port", "9001", "--no-local-node", "--no-mdns", "--mdns-interface", "1.2.3.4"], env)
+    args, _ = parse(
+        ["run", "--port", "9001", "--no-local-node", "--no-mdns", "--mdns-interface", "1.2.3.4"], env
+    )
     cfg = router_config(args, env)
     assert (cfg.port, cfg.local_node, cfg.mdns, cfg.mdns_interfaces) == (9001, False, False, ("1.2.3.4",))
 
 
 def test_node_env_and_flags() -> None:
-    env = {"FLEET_NODE_ROUTER_URL": "http://r:11435/", "FLEET_NODE_OLLAMA_HOST": "http://127.0.0.1:11500",
-           "FLEET_NODE_ID": "gpu-1", "FLEET_NODE_DATA_DIR": "/tmp/n1"}
+    env = {
+        "FLEET_NODE_ROUTER_URL": "http://r:11435/",
+        "FLEET_NODE_OLLAMA_HOST": "http://127.0.0.1:11500",
+        "FLEET_NODE_ID": "gpu-1",
+        "FLEET_NODE_DATA_DIR": "/tmp/n1",
+    }
     args, _ = parse(["node"], env)
     cfg = node_config(args, env)
     assert (cfg.router_url, cfg.ollama_url, cfg.node_id, str(cfg.data_dir)) == (
-        "http://r:11435", "http://127.0.0.1:11500", "gpu-1", "/tmp/n1")
+        "http://r:11435",
+        "http://127.0.0.1:11500",
+        "gpu-1",
+        "/tmp/n1",
+    )
     args, _ = parse(["node", "--node-id", "gpu-2", "--data-dir", "/tmp/n2"], {})
     cfg = node_config(args, {})
     assert cfg.router_url is None and cfg.node_id == "gpu-2" and str(cfg.data_dir) == "/tmp/n2"
@@ -54,10 +69,34 @@ def test_node_env_and_flags() -> None:
     ("command", "flags"),
     [
         ([], ["--version", "--log-level"]),
-        (["run"], ["--host", "--port", "--data-dir", "--no-local-node", "--no-mdns", "--mdns-interface",
-                   "FLEET_HOST", "FLEET_PORT", "FLEET_DATA_DIR", "FLEET_NODE_OLLAMA_HOST"]),
-        (["node"], ["--router-url", "--ollama-url", "--node-id", "--data-dir", "FLEET_NODE_ROUTER_URL",
-                    "FLEET_NODE_OLLAMA_HOST", "FLEET_NODE_ID", "FLEET_NODE_DATA_DIR"]),
+        (
+            ["run"],
+            [
+                "--host",
+                "--port",
+                "--data-dir",
+                "--no-local-node",
+                "--no-mdns",
+                "--mdns-interface",
+                "FLEET_HOST",
+                "FLEET_PORT",
+                "FLEET_DATA_DIR",
+                "FLEET_NODE_OLLAMA_HOST",
+            ],
+        ),
+        (
+            ["node"],
+            [
+                "--router-url",
+                "--ollama-url",
+                "--node-id",
+                "--data-dir",
+                "FLEET_NODE_ROUTER_URL",
+                "FLEET_NODE_OLLAMA_HOST",
+                "FLEET_NODE_ID",
+                "FLEET_NODE_DATA_DIR",
+            ],
+        ),
     ],
 )
 def test_help_explains_every_flag(command: list[str], flags: list[str]) -> None:
@@ -69,5 +108,7 @@ def test_help_explains_every_flag(command: list[str], flags: list[str]) -> None:
 
 
 def test_version() -> None:
-    out = subprocess.run([sys.executable, "-m", "herd", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "herd", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == f"herd {__version__}"

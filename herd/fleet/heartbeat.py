@@ -10,7 +10,8 @@ heartbeat is a 400, never a half-filled node.
       "host": {"cpu_percent": 3.5, "cpu_count": 8, "mem_total": 1, "mem_available": 1,
                "disk_free": 1, "load": [0.1, 0.2, 0.3]},
       "models": [ ...entries of Ollama's /api/tags "models", unchanged... ],
-      "loaded": [ ...entries of Ollama's /api/ps "models", unchanged... ]
+      "loaded": [ ...entries of Ollama's /api/ps "models", unchanged... ],
+      "parallel": 4          # optional: requests per model the backend runs at once (0 = unknown)
     }
 """
 
@@ -46,6 +47,8 @@ class Heartbeat:
     # Raw Ollama entries, kept as they came so merged listings stay field-for-field faithful.
     models: tuple[dict[str, Any], ...]
     loaded: tuple[dict[str, Any], ...]
+    # Parallel requests per model the backend serves (Ollama's OLLAMA_NUM_PARALLEL); 0 = unknown.
+    parallel: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class Heartbeat:
             },
             "models": list(self.models),
             "loaded": list(self.loaded),
+            "parallel": self.parallel,
         }
 
 
@@ -131,4 +135,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         host=host,
         models=_entries(obj, "models"),
         loaded=_entries(obj, "loaded"),
+        parallel=max(0, int(_field(obj, "parallel", int, 0))),
     )

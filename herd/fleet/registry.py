@@ -8,6 +8,7 @@ Trio, the sync swap is atomic. Waiters (the holding queue, the dashboard) watch 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import trio
 
@@ -19,10 +20,11 @@ log = logging.getLogger("herd.fleet")
 
 
 class Registry:
-    def __init__(self, cfg: FleetConfig) -> None:
+    def __init__(self, cfg: FleetConfig, on_swap: Callable[[], None] = lambda: None) -> None:
         self.cfg = cfg
         self.snapshot = FleetSnapshot()
         self._changed = trio.Event()
+        self._on_swap = on_swap
 
     def _swap(self, snap: FleetSnapshot) -> None:
         if snap is self.snapshot:
@@ -30,6 +32,7 @@ class Registry:
         self.snapshot = snap
         self._changed.set()
         self._changed = trio.Event()
+        self._on_swap()
 
     async def wait_changed(self) -> None:
         """Return after the next snapshot swap."""

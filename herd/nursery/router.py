@@ -18,7 +18,11 @@ import trio
 from herd.backends.upstream import HttpxUpstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Expiry, Registry
+from herd.routing.breaker import Breakers
+from herd.routing.capacity import capacity_in
 from herd.routing.proxy import Proxy
+from herd.routing.pulse import Pulse
+from herd.routing.queue import HoldingQueue
 from herd.routing.slots import Slots
 from herd.services import RouterServices
 from herd.web.app import create_app
@@ -34,15 +38,23 @@ class Router:
 
     def __init__(self, cfg: RouterConfig, duties: list[DutyFactory] | None = None) -> None:
         self.cfg = cfg
-        self.registry = Registry(cfg.fleet)
-        self.slots = Slots()
+        rcfg = cfg.routing
+        self.pulse = Pulse()
+        self.registry = Registry(cfg.fleet, on_swap=self.pulse.fire)
+        self.slots = Slots(
+            self.pulse,
+            lambda node_id, _model: capacity_in(self.registry.snapshot, node_id, rcfg.default_parallel),
+        )
+        self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
+        self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = HttpxUpstream(cfg.upstream)
         self.services = RouterServices(
             cfg=cfg,
             registry=self.registry,
             slots=self.slots,
+            queue=self.queue,
             upstream=self.upstream,
-            proxy=Proxy(cfg, self.registry, self.slots, self.upstream),
+            proxy=Proxy(cfg, self.registry, self.slots, self.queue, self.breakers, self.upstream),
         )
         self.web = WebServer(
             create_app(self.services),

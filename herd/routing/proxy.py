@@ -1,4 +1,5 @@
-"""Open a proxied request on the best node, retrying on another node until the first byte arrives.
+"""Open a proxied request on the best node: wait for a slot in the holding queue, send, and retry on another
+node until the first byte arrives.
 
 Called by the web handlers with the request's exit stack (owned by the ASGI layer for the whole response), so
 the slot and the upstream connection live exactly as long as the client's response: a disconnect, error or
@@ -19,7 +20,9 @@ from herd.config import RouterConfig
 from herd.errors import UpstreamFailed, UpstreamStatus
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
+from herd.routing.breaker import Breakers
 from herd.routing.lines import LineStream
+from herd.routing.queue import HoldingQueue
 from herd.routing.select import no_candidate_error, rank
 from herd.routing.slots import Slots
 
@@ -34,6 +37,11 @@ class Opened:
     model: str
     lines: LineStream
     retries: int
+    queue_wait: float
+
+
+class _Exhausted(Exception):
+    """Every candidate has been tried."""
 
 
 def _error_message(body: bytes) -> str:
@@ -52,45 +60,91 @@ def _is_callers_fault(status: int) -> bool:
 
 
 class Proxy:
-    def __init__(self, cfg: RouterConfig, registry: Registry, slots: Slots, upstream: Upstream) -> None:
+    def __init__(
+        self,
+        cfg: RouterConfig,
+        registry: Registry,
+        slots: Slots,
+        queue: HoldingQueue,
+        breakers: Breakers,
+        upstream: Upstream,
+    ) -> None:
         self.cfg = cfg
         self.registry = registry
         self.slots = slots
+        self.queue = queue
+        self.breakers = breakers
         self.upstream = upstream
+
+    def ranked(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> list[NodeState]:
+        now = trio.current_time()
+        nodes = rank(self.registry.snapshot, model, self.slots.in_flight, exclude)
+        return [n for n in nodes if self.breakers.allows(n.node_id, now)]
 
     def pick(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> NodeState:
         """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
-        ranked = rank(self.registry.snapshot, model, self.slots.in_flight, exclude)
+        ranked = self.ranked(model, exclude)
         if not ranked:
             raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
         return ranked[0]
+
+    def _claim(self, model: str, tried: set[str]) -> NodeState | None:
+        """Reserve a slot on the best node with room (sync, so no other task can take it in between)."""
+        ranked = self.ranked(model, tried)
+        if not ranked:
+            if tried:
+                raise _Exhausted
+            raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
+        for node in ranked:
+            if self.slots.has_room(node.node_id, model):
+                self.slots.reserve(node.node_id, model)
+                return node
+        return None
 
     async def open(self, stack: AsyncExitStack, model: str, path: str, body: bytes) -> Opened:
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None
-        for attempt in range(self.cfg.max_retries + 1):
-            ranked = rank(self.registry.snapshot, model, self.slots.in_flight, tried)
-            if not ranked:
-                if attempt == 0:
-                    raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
+        queue_wait = 0.0
+        deadline = trio.current_time() + self.cfg.routing.queue_timeout
+        while len(tried) <= self.cfg.max_retries:
+            try:
+                node, waited = await self.queue.admit(
+                    model, lambda: self._claim(model, tried), until=deadline
+                )
+            except _Exhausted:
                 break
-            node = ranked[0]
-            tried.add(node.node_id)
+            queue_wait += waited
             scope = AsyncExitStack()
             stack.push_async_callback(scope.aclose)
+            scope.callback(self.slots.release, node.node_id, model)
+            self.breakers.attempt(node.node_id, trio.current_time())
             try:
-                return await self._attempt(scope, node, model, path, body, attempt)
+                opened = await self._attempt(scope, node, model, path, body)
             except UpstreamStatus as exc:
                 await scope.aclose()
+                if exc.status == 503:
+                    # Ollama's "server busy": the node is saturated, not broken. Wait for a slot instead of
+                    # retrying into it; the queue's deadline still bounds the whole wait.
+                    self.slots.mark_busy(node.node_id, model, self.cfg.routing.busy_backoff)
+                    log.info("node %s is busy for %s; waiting for a slot", node.node_id, model)
+                    continue
                 if _is_callers_fault(exc.status):
                     raise
                 last_status = exc
                 failures.append(f"{node.node_id}: HTTP {exc.status} {exc.message}")
             except UpstreamError as exc:
                 await scope.aclose()
+                if exc.kind == "connect":
+                    self.breakers.failure(node.node_id, trio.current_time())
                 failures.append(f"{node.node_id}: {exc}")
-            log.warning("attempt %d for %s on %s failed: %s", attempt + 1, model, node.node_id, failures[-1])
+            else:
+                self.breakers.success(node.node_id)
+                opened.retries = len(tried)
+                opened.queue_wait = queue_wait
+                return opened
+            tried.add(node.node_id)
+            log.warning("attempt %d for %s on %s failed: %s", len(tried), model, node.node_id, failures[-1])
         if last_status is not None and len(failures) == 1:
             raise last_status
         raise UpstreamFailed(
@@ -99,11 +153,10 @@ class Proxy:
         )
 
     async def _attempt(
-        self, scope: AsyncExitStack, node: NodeState, model: str, path: str, body: bytes, attempt: int
+        self, scope: AsyncExitStack, node: NodeState, model: str, path: str, body: bytes
     ) -> Opened:
-        await scope.enter_async_context(self.slots.acquire(node.node_id, model))
         ucfg = self.cfg.upstream
-        # Ollama sends headers with its first chunk, after any model load: wait as long as for a first byte.
+        # Ollama sends headers with its first chunk, after any model load: one deadline covers both.
         first_byte_deadline = trio.current_time() + ucfg.first_byte_timeout
         with trio.move_on_at(first_byte_deadline) as cs:
             resp = await scope.enter_async_context(self.upstream.stream("POST", node.url + path, body))
@@ -118,7 +171,7 @@ class Proxy:
             await lines.prime()
         if cs.cancelled_caught:
             raise UpstreamError("idle", f"no first byte within {ucfg.first_byte_timeout:g} s")
-        return Opened(node=node, model=model, lines=lines, retries=attempt)
+        return Opened(node=node, model=model, lines=lines, retries=0, queue_wait=0.0)
 
     async def call(self, model: str, path: str, body: bytes) -> tuple[NodeState, int, bytes]:
         """A small one-shot POST (e.g. `/api/show`) on a node that has `model`, trying the next node if one is
