@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Registry
+from herd.routing.latency import LatencyBook
 from herd.routing.proxy import Proxy
 from herd.routing.queue import HoldingQueue
+from herd.routing.record import Recorder
 from herd.routing.slots import Slots
 
 
@@ -20,3 +22,5 @@ class RouterServices:
     queue: HoldingQueue
     upstream: Upstream
     proxy: Proxy
+    latency: LatencyBook
+    recorder: Recorder

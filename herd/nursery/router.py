@@ -20,9 +20,12 @@ from herd.config import RouterConfig
 from herd.fleet.registry import Expiry, Registry
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
+from herd.routing.duties import PreWarmer, Rebalancer
+from herd.routing.latency import LatencyBook
 from herd.routing.proxy import Proxy
 from herd.routing.pulse import Pulse
 from herd.routing.queue import HoldingQueue
+from herd.routing.record import Recorder
 from herd.routing.slots import Slots
 from herd.services import RouterServices
 from herd.web.app import create_app
@@ -48,6 +51,7 @@ class Router:
         self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = HttpxUpstream(cfg.upstream)
+        self.latency = LatencyBook()
         self.services = RouterServices(
             cfg=cfg,
             registry=self.registry,
@@ -55,6 +59,8 @@ class Router:
             queue=self.queue,
             upstream=self.upstream,
             proxy=Proxy(cfg, self.registry, self.slots, self.queue, self.breakers, self.upstream),
+            latency=self.latency,
+            recorder=Recorder(self.latency),
         )
         self.web = WebServer(
             create_app(self.services),
@@ -64,6 +70,8 @@ class Router:
             access_log=cfg.access_log,
         )
         self.expiry = Expiry(self.registry)
+        self.rebalancer = Rebalancer(self.queue, self.pulse, rcfg.rebalance_interval)
+        self.prewarmer = PreWarmer(self.registry, self.queue, self.upstream)
         # Optional duties that need the services and the bound addresses (mDNS advertiser, the local node
         # agent): built once the server is bound, without I/O, then started in order.
         self.duty_factories = duties or []
@@ -82,6 +90,8 @@ class Router:
             stack.push_async_callback(self._close_upstream)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.expiry.run)
+                await nursery.start(self.rebalancer.run)
+                await nursery.start(self.prewarmer.run)
                 urls: list[str] = await nursery.start(partial(self._serve, nursery.cancel_scope))
                 for make in self.duty_factories:
                     await nursery.start(make(self.services, urls).run)

@@ -23,6 +23,7 @@ from herd.fleet.state import NodeState
 from herd.routing.breaker import Breakers
 from herd.routing.lines import LineStream
 from herd.routing.queue import HoldingQueue
+from herd.routing.record import RequestRecord
 from herd.routing.select import no_candidate_error, rank
 from herd.routing.slots import Slots
 
@@ -101,7 +102,9 @@ class Proxy:
                 return node
         return None
 
-    async def open(self, stack: AsyncExitStack, model: str, path: str, body: bytes) -> Opened:
+    async def open(self, stack: AsyncExitStack, rec: RequestRecord, body: bytes) -> Opened:
+        """Route `rec.model` to `rec.path` on the best node; fills the record's node, retries, wait and TTFT."""
+        model, path = rec.model, rec.path
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None
@@ -140,8 +143,10 @@ class Proxy:
                 failures.append(f"{node.node_id}: {exc}")
             else:
                 self.breakers.success(node.node_id)
-                opened.retries = len(tried)
-                opened.queue_wait = queue_wait
+                opened.retries = rec.retries = len(tried)
+                opened.queue_wait = rec.queue_wait = queue_wait
+                rec.node_id = node.node_id
+                rec.ttft = trio.current_time() - rec.started
                 return opened
             tried.add(node.node_id)
             log.warning("attempt %d for %s on %s failed: %s", len(tried), model, node.node_id, failures[-1])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from herd.backends.upstream import UpstreamError
@@ -18,17 +17,9 @@ from herd.dialects import ollama as ollama_codec
 from herd.dialects.openai import ChatAccumulator, ChatStreamEncoder
 from herd.errors import UpstreamFailed
 from herd.routing.proxy import Opened
+from herd.routing.record import RequestRecord as Outcome
 
 log = logging.getLogger("herd.relay")
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one proxied response did; filled while relaying (the trace store will read it)."""
-
-    done: bool = False
-    error: str | None = None
-    final: dict[str, Any] = field(default_factory=dict)
 
 
 def _is_final(line: bytes) -> bool:

@@ -13,6 +13,7 @@ from quart import Response, request
 from werkzeug.exceptions import HTTPException
 
 from herd.errors import HerdError
+from herd.routing.record import record_of
 
 log = logging.getLogger("herd.web")
 
@@ -46,6 +47,9 @@ def render(
 
 
 async def on_herd_error(exc: HerdError) -> Response:
+    rec = record_of(request.scope)
+    if rec is not None:
+        rec.fail(exc.status, exc.message)
     return render(
         exc.status,
         exc.message,
@@ -68,6 +72,9 @@ async def on_http_exception(exc: HTTPException) -> Response:
 
 
 async def on_unexpected(exc: Exception) -> Response:
+    rec = record_of(request.scope)
+    if rec is not None:
+        rec.fail(500, f"internal error: {type(exc).__name__}")
     log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return render(
         500, f"internal error: {type(exc).__name__}", code="internal_error", openai_type="server_error"

@@ -75,4 +75,26 @@ def blueprint(svc: RouterServices) -> Blueprint:
         }
         return Response(json.dumps(payload), content_type=JSON)
 
+    @bp.get("/fleet/queue")
+    async def queue() -> Response:
+        snap = svc.registry.snapshot
+        rows: list[dict[str, Any]] = []
+        for q in svc.queue.stats():
+            nodes = [n for n in snap.nodes.values() if n.routable and q.model in n.models]
+            capacity = sum(svc.slots.capacity(n.node_id, q.model) for n in nodes)
+            duration = svc.latency.model_duration(q.model)
+            estimate = None if duration is None or not capacity else round(q.depth * duration / capacity, 3)
+            rows.append(
+                {
+                    "model": q.model,
+                    "depth": q.depth,
+                    "oldest_wait_s": round(q.oldest_wait, 3),
+                    "estimated_wait_s": estimate,
+                    "in_flight": sum(svc.slots.in_flight.get((n.node_id, q.model), 0) for n in nodes),
+                    "capacity": capacity,
+                }
+            )
+        payload = {"queues": rows, "waiting": sum(r["depth"] for r in rows), "in_flight": svc.slots.total()}
+        return Response(json.dumps(payload), content_type=JSON)
+
     return bp

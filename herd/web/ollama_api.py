@@ -35,11 +35,18 @@ def blueprint(svc: RouterServices) -> Blueprint:
         raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
         body = codec.parse_body(raw)
         validate(body)
-        model = normalize_model(body["model"])
-        opened = await svc.proxy.open(request_stack(request.scope), model, path, raw)
+        model, stream = normalize_model(body["model"]), codec.wants_stream(body)
+        outcome = svc.recorder.begin(
+            request.scope,
+            dialect="ollama",
+            path=path,
+            requested_model=body["model"],
+            model=model,
+            stream=stream,
+        )
+        opened = await svc.proxy.open(request_stack(request.scope), outcome, raw)
         headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": model}
-        outcome = relay.Outcome()
-        if codec.wants_stream(body):
+        if stream:
             response = Response(relay.ndjson(opened, outcome), content_type=NDJSON, headers=headers)
             response.timeout = None
             return response

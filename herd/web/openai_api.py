@@ -35,10 +35,18 @@ def blueprint(svc: RouterServices) -> Blueprint:
         )
         upstream_body, opts = codec.chat_request_to_ollama(body)
         model = normalize_model(opts.model)
+        outcome = svc.recorder.begin(
+            request.scope,
+            dialect="openai",
+            path="/api/chat",
+            requested_model=opts.model,
+            model=model,
+            stream=opts.stream,
+        )
         raw = json.dumps(upstream_body).encode()
-        opened = await svc.proxy.open(request_stack(request.scope), model, "/api/chat", raw)
+        opened = await svc.proxy.open(request_stack(request.scope), outcome, raw)
         headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": model}
-        completion_id, created, outcome = codec.new_completion_id(), int(time.time()), relay.Outcome()
+        completion_id, created = codec.new_completion_id(), int(time.time())
         if opts.stream:
             encoder = codec.ChatStreamEncoder(opts.model, completion_id, created, opts.include_usage)
             headers["Cache-Control"] = "no-cache"

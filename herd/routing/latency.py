@@ -1,0 +1,60 @@
+"""Observed latency per (node, model): time to first token, tokens per second and duration of recent requests,
+summarised as p75. Fed by `herd.routing.record` when a response ends; read by scoring (estimated wait) and by
+`GET /fleet/queue`. In memory, bounded; the store persists observations across restarts."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+WINDOW = 50  # most recent observations kept per (node, model)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyStats:
+    ttft_s: float
+    tokens_per_s: float
+    duration_s: float
+    n: int
+
+
+def p75(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.75 * len(ordered)))]
+
+
+class LatencyBook:
+    def __init__(self, window: int = WINDOW) -> None:
+        self.window = window
+        self._obs: dict[tuple[str, str], deque[tuple[float, float, float]]] = {}
+        self._stats: dict[tuple[str, str], LatencyStats] = {}
+
+    def observe(
+        self, node_id: str, model: str, ttft_s: float, tokens_per_s: float, duration_s: float
+    ) -> None:
+        key = (node_id, model)
+        obs = self._obs.get(key)
+        if obs is None:
+            obs = self._obs[key] = deque(maxlen=self.window)
+        obs.append((ttft_s, tokens_per_s, duration_s))
+        self._stats[key] = LatencyStats(
+            ttft_s=p75([o[0] for o in obs]),
+            # p75 of speed is the *slow* side: the 25th percentile of tokens/s.
+            tokens_per_s=sorted(o[1] for o in obs)[len(obs) // 4],
+            duration_s=p75([o[2] for o in obs]),
+            n=len(obs),
+        )
+
+    def stats(self, node_id: str, model: str) -> LatencyStats | None:
+        return self._stats.get((node_id, model))
+
+    @property
+    def all(self) -> dict[tuple[str, str], LatencyStats]:
+        return self._stats
+
+    def model_duration(self, model: str) -> float | None:
+        """p75 duration across every node serving `model` (for queue wait estimates)."""
+        durations = [s.duration_s for (_, m), s in self._stats.items() if m == model]
+        return max(durations) if durations else None

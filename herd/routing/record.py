@@ -1,0 +1,115 @@
+"""One record per proxied request, filled along the flow and finished when the response ends.
+
+The web handler begins it (dialect, model, client), the proxy fills in node, retries, queue wait and time to
+first byte, the relay the final chunk or the error, the error handler the status of a failed request. When the
+request's exit stack closes (response sent, failed, or client gone) `Recorder.finish` derives durations and
+token rates, feeds the latency book, and hands the record to the sinks (trace writer, dashboard), which must not
+block: they take it with a `send_nowait` on a bounded channel or drop it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from herd.reqscope import request_stack
+from herd.routing.latency import LatencyBook
+
+log = logging.getLogger("herd.record")
+RECORD_KEY = "herd.record"
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    started_at: float  # wall clock, seconds since the epoch
+    started: float  # trio clock
+    dialect: str
+    path: str
+    requested_model: str
+    model: str
+    stream: bool
+    client: str | None = None
+    node_id: str | None = None
+    status: int = 200
+    error: str | None = None
+    retries: int = 0
+    queue_wait: float = 0.0
+    ttft: float | None = None
+    duration: float | None = None
+    done: bool = False
+    final: dict[str, Any] = field(default_factory=dict)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_per_s: float | None = None
+
+    def fail(self, status: int, message: str) -> None:
+        self.status = status
+        self.error = message
+
+
+def _tokens(rec: RequestRecord) -> None:
+    final = rec.final
+    if not final:
+        return
+    rec.prompt_tokens = final.get("prompt_eval_count")
+    rec.completion_tokens = final.get("eval_count")
+    eval_ns = final.get("eval_duration")
+    if isinstance(rec.completion_tokens, int) and isinstance(eval_ns, int) and eval_ns > 0:
+        rec.tokens_per_s = rec.completion_tokens / eval_ns * 1e9
+
+
+class Recorder:
+    def __init__(self, latency: LatencyBook, recent: int = 200) -> None:
+        self.latency = latency
+        self.sinks: list[Callable[[RequestRecord], None]] = []
+        self.recent: deque[RequestRecord] = deque(maxlen=recent)
+
+    def begin(
+        self,
+        scope: Any,
+        *,
+        dialect: str,
+        path: str,
+        requested_model: str,
+        model: str,
+        stream: bool,
+    ) -> RequestRecord:
+        client = scope.get("client")
+        rec = RequestRecord(
+            started_at=time.time(),
+            started=trio.current_time(),
+            dialect=dialect,
+            path=path,
+            requested_model=requested_model,
+            model=model,
+            stream=stream,
+            client=client[0] if client else None,
+        )
+        scope[RECORD_KEY] = rec
+        request_stack(scope).callback(self.finish, rec)
+        return rec
+
+    def finish(self, rec: RequestRecord) -> None:
+        rec.duration = trio.current_time() - rec.started
+        _tokens(rec)
+        if rec.status == 200 and not rec.done and rec.error is None:
+            rec.fail(499, "client disconnected before the end")
+        if rec.status == 200 and rec.error is None and rec.node_id and rec.ttft is not None:
+            self.latency.observe(rec.node_id, rec.model, rec.ttft, rec.tokens_per_s or 0.0, rec.duration)
+        self.recent.append(rec)
+        for sink in self.sinks:
+            try:
+                sink(rec)
+            except Exception:  # a broken observer must never fail a request
+                log.exception("request sink failed")
+
+
+def record_of(scope: Mapping[str, Any]) -> RequestRecord | None:
+    rec = scope.get(RECORD_KEY)
+    return rec if isinstance(rec, RequestRecord) else None
