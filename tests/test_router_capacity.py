@@ -144,3 +144,18 @@ async def test_records_carry_node_wait_and_tokens(nursery: trio.Nursery, tmp_pat
     assert rec.node_id == "n1" and rec.status == 200 and rec.error is None and rec.done
     assert rec.completion_tokens and rec.prompt_tokens and rec.tokens_per_s and rec.ttft is not None
     assert fleet.router.latency.stats("n1", MODEL) is not None
+
+
+async def test_tags_from_body_and_header_never_reach_the_node(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fleet = await start_fleet(nursery, tmp_path)
+    body = {**CHAT, "stream": False, "metadata": {"tags": ["billing", "nightly"]}}
+    resp = await fleet.http.post(fleet.url + "/api/chat", json=body, headers={"X-Herd-Tags": "agent-7, billing"})
+    assert resp.status_code == 200
+    assert "metadata" not in fleet.nodes["n1"].requests[-1][1]
+    recent = fleet.router.services.recorder.recent
+    with trio.fail_after(10):
+        while not recent:  # noqa: ASYNC110 (state of another task)
+            await trio.sleep(0.01)
+    assert recent[-1].tags == ("agent-7", "billing", "nightly")
+    bad = await fleet.http.post(fleet.url + "/v1/chat/completions", json={**CHAT, "metadata": {"tags": [1]}})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "metadata.tags"

@@ -35,6 +35,7 @@ class RequestRecord:
     model: str
     stream: bool
     client: str | None = None
+    tags: tuple[str, ...] = ()
     node_id: str | None = None
     status: int = 200
     error: str | None = None
@@ -79,6 +80,7 @@ class Recorder:
         requested_model: str,
         model: str,
         stream: bool,
+        tags: tuple[str, ...] = (),
     ) -> RequestRecord:
         client = scope.get("client")
         rec = RequestRecord(
@@ -90,6 +92,7 @@ class Recorder:
             model=model,
             stream=stream,
             client=client[0] if client else None,
+            tags=tags,
         )
         scope[RECORD_KEY] = rec
         request_stack(scope).callback(self.finish, rec)

@@ -12,6 +12,7 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from herd.dialects import ollama as codec
+from herd.dialects.tags import extract_tags
 from herd.errors import ModelNotFound
 from herd.fleet import catalog
 from herd.fleet.state import normalize_model
@@ -33,8 +34,10 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     async def generate_like(path: str, validate: Any) -> Response:
         raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
-        body = codec.parse_body(raw)
+        body, tags, changed = extract_tags(codec.parse_body(raw), request.headers.get("X-Herd-Tags"))
         validate(body)
+        if changed:  # `metadata` is ours: the node never sees it
+            raw = json.dumps(body).encode()
         model, stream = normalize_model(body["model"]), codec.wants_stream(body)
         outcome = svc.recorder.begin(
             request.scope,
@@ -43,6 +46,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             requested_model=body["model"],
             model=model,
             stream=stream,
+            tags=tags,
         )
         opened = await svc.proxy.open(request_stack(request.scope), outcome, raw)
         headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": model}

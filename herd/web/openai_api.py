@@ -11,6 +11,7 @@ from quart import Blueprint, Response, request
 
 from herd.dialects import ollama as ollama_codec
 from herd.dialects import openai as codec
+from herd.dialects.tags import extract_tags
 from herd.errors import ModelNotFound
 from herd.fleet import catalog
 from herd.fleet.state import normalize_model
@@ -33,6 +34,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         body = ollama_codec.parse_body(
             await request.get_data(cache=False, as_text=False, parse_form_data=False)
         )
+        body, tags, _ = extract_tags(body, request.headers.get("X-Herd-Tags"))
         upstream_body, opts = codec.chat_request_to_ollama(body)
         model = normalize_model(opts.model)
         outcome = svc.recorder.begin(
@@ -42,6 +44,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             requested_model=opts.model,
             model=model,
             stream=opts.stream,
+            tags=tags,
         )
         raw = json.dumps(upstream_body).encode()
         opened = await svc.proxy.open(request_stack(request.scope), outcome, raw)
