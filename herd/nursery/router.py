@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from herd.backends.upstream import HttpxUpstream
+from herd.backends.rawhttp import RawUpstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Expiry, Registry
 from herd.routing.breaker import Breakers
@@ -50,7 +50,7 @@ class Router:
         )
         self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
-        self.upstream = HttpxUpstream(cfg.upstream)
+        self.upstream = RawUpstream(cfg.upstream)
         self.latency = LatencyBook()
         self.services = RouterServices(
             cfg=cfg,

@@ -40,16 +40,22 @@ def _cut(opened: Opened, outcome: Outcome, why: str) -> str:
     return f"herd: node {opened.node.node_id} failed mid-stream: {why}"
 
 
+def _last_line(block: bytes) -> bytes:
+    return block[block.rfind(b"\n", 0, len(block) - 1) + 1 :]
+
+
 async def ndjson(opened: Opened, outcome: Outcome) -> AsyncIterator[bytes]:
-    """Ollama caller: relay NDJSON lines as they arrive."""
+    """Ollama caller: relay NDJSON as it arrives, a burst of complete lines per send; only the final
+    `done` line is parsed."""
+    lines = opened.lines
     try:
-        async for line in opened.lines:
-            if _is_final(line):
-                _record_final(outcome, line)
-            elif line.startswith(b'{"error"'):
-                outcome.error = line.decode("utf-8", "replace").strip()
+        while (block := await lines.next_batch()) is not None:
+            if _is_final(block):
+                _record_final(outcome, _last_line(block))
+            elif block.startswith(b'{"error"') or b'\n{"error"' in block:
+                outcome.error = _last_line(block).decode("utf-8", "replace").strip()
                 outcome.done = True
-            yield line
+            yield block
     except UpstreamError as exc:
         yield ollama_codec.error_line(_cut(opened, outcome, str(exc)))
         return
