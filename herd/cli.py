@@ -128,6 +128,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--ollama-url with a loopback host replaced by this machine's address)",
     )
     node.add_argument(
+        "--parallel",
+        type=int,
+        default=int(env.get("OLLAMA_NUM_PARALLEL", "0") or 0),
+        help="requests per model the backend runs at once (env OLLAMA_NUM_PARALLEL; default: the router's "
+        "default of 4)",
+    )
+    node.add_argument(
         "--mdns-interface",
         action="append",
         default=None,
@@ -167,6 +174,7 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
         router_url=args.router_url.rstrip("/") if args.router_url else None,
         advertise_url=args.advertise_url,
         mdns_interfaces=_interfaces(args.mdns_interface, env),
+        parallel=max(0, args.parallel),
     )
 
 

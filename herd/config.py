@@ -93,3 +93,5 @@ class NodeConfig:
     backoff_max: float = 30.0
     probe_timeout: float = 3.0
     mdns_interfaces: tuple[str, ...] = ()
+    # Requests per model the backend runs at once (Ollama's OLLAMA_NUM_PARALLEL); 0 lets the router decide.
+    parallel: int = 0

@@ -17,7 +17,9 @@ import trio
 
 from herd.backends.rawhttp import RawUpstream
 from herd.config import RouterConfig
+from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
+from herd.node.local import LocalNode
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
 from herd.routing.duties import PreWarmer, Rebalancer
@@ -134,5 +136,15 @@ async def main_router(cfg: RouterConfig) -> None:
 
 
 def optional_duties(cfg: RouterConfig) -> list[DutyFactory]:
+    """The duties `herd run` adds once bound: the mDNS advertiser and the local node, each when enabled."""
     duties: list[DutyFactory] = []
+    if cfg.mdns:
+
+        def advertiser(_: RouterServices, urls: list[str]) -> Advertiser:
+            port = int(urls[0].rsplit(":", 1)[1])
+            return Advertiser(port, list(cfg.mdns_interfaces) or default_interfaces())
+
+        duties.append(advertiser)
+    if cfg.local_node:
+        duties.append(lambda svc, _urls: LocalNode(cfg, svc.registry.ingest))
     return duties

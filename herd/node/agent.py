@@ -1,0 +1,196 @@
+"""The node agent's heartbeat loop: probe the backend and the host, send a heartbeat, sleep, repeat.
+
+It keeps reporting while the backend is down (backend_up false, no models) and retries a router that is down
+with exponential backoff, logging once per change of state. Where heartbeats go is a `HeartbeatSink`: over HTTP
+to a router found by URL or mDNS (`herd node`), or straight into the registry of the router it runs inside
+(`herd run`'s local node). On shutdown, `drain()` sends one last heartbeat with `draining: true`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import trio
+
+from herd.fleet.heartbeat import Heartbeat
+from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
+
+log = logging.getLogger("herd.node")
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+class SinkError(Exception):
+    """The heartbeat could not be delivered."""
+
+
+class HeartbeatSink(Protocol):
+    async def send(self, hb: Heartbeat) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def route_address(router_host: str) -> str | None:
+    """This machine's address on the route to `router_host` (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((router_host, 9))
+            return str(s.getsockname()[0])
+    except OSError:
+        return None
+
+
+def advertised_url(backend_url: str, router_url: str | None, override: str | None) -> str:
+    """The backend URL as the router should reach it: a loopback host becomes this machine's address on the
+    route to the router, unless the router itself is on loopback."""
+    if override:
+        return override.rstrip("/")
+    parts = urlsplit(backend_url)
+    host = parts.hostname or ""
+    if host not in LOOPBACK or router_url is None:
+        return backend_url.rstrip("/")
+    router_host = urlsplit(router_url).hostname or ""
+    if router_host in LOOPBACK:
+        return backend_url.rstrip("/")
+    addr = route_address(router_host)
+    if addr is None:
+        return backend_url.rstrip("/")
+    netloc = f"{addr}:{parts.port}" if parts.port else addr
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+
+
+class HttpSink:
+    """POSTs heartbeats to `{router}/heartbeat`; the router URL comes from `locate` (fixed, or mDNS)."""
+
+    def __init__(self, client: httpx.AsyncClient, locate: Callable[[], Awaitable[str | None]]) -> None:
+        self.client = client
+        self.locate = locate
+        self.router_url: str | None = None
+
+    def describe(self) -> str:
+        return self.router_url or "router (not found yet)"
+
+    async def send(self, hb: Heartbeat) -> None:
+        if self.router_url is None:
+            self.router_url = await self.locate()
+            if self.router_url is None:
+                raise SinkError("no router found over mDNS")
+        try:
+            resp = await self.client.post(self.router_url + "/heartbeat", json=hb.to_json())
+        except httpx.HTTPError as exc:
+            self.router_url = None  # look it up again next time (mDNS: it may have moved)
+            raise SinkError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code != 200:
+            raise SinkError(f"router answered {resp.status_code}: {resp.text[:200]}")
+
+
+class Agent:
+    """Service: one heartbeat every `interval` seconds until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        backend_url: str,
+        data_dir: Path,
+        client: httpx.AsyncClient,
+        sink: HeartbeatSink,
+        interval: float = 5.0,
+        backoff_max: float = 30.0,
+        probe_timeout: float = 3.0,
+        advertise: Callable[[], str] | None = None,
+        require_backend: bool = False,
+        parallel: int = 0,
+        drain_timeout: float = 3.0,
+    ) -> None:
+        self.node_id = node_id
+        self.backend_url = backend_url
+        self.data_dir = data_dir
+        self.client = client
+        self.sink = sink
+        self.interval = interval
+        self.backoff_max = backoff_max
+        self.probe_timeout = probe_timeout
+        self.advertise = advertise or (lambda: backend_url)
+        self.require_backend = require_backend
+        self.parallel = parallel
+        self.drain_timeout = drain_timeout
+        self.sent = 0
+        self.last: Heartbeat | None = None
+        self._backend_seen = False
+        self._backend_up: bool | None = None
+        self._router_ok: bool | None = None
+
+    async def beat(self) -> Heartbeat:
+        probe = BackendProbe(up=False, error=f"no answer within {self.probe_timeout:g} s")
+        with trio.move_on_after(self.probe_timeout):
+            probe = await probe_ollama(self.client, self.backend_url)
+        if probe.up != self._backend_up:
+            if probe.up:
+                log.info(
+                    "backend %s is up (version %s, %d models)",
+                    self.backend_url,
+                    probe.version,
+                    len(probe.models),
+                )
+            else:
+                log.warning("backend %s is down: %s", self.backend_url, probe.error)
+            self._backend_up = probe.up
+        self._backend_seen |= probe.up
+        host = await host_stats(self.data_dir)
+        return build_heartbeat(
+            node_id=self.node_id,
+            backend_url=self.advertise(),
+            probe=probe,
+            host=host,
+            interval=self.interval,
+            parallel=self.parallel,
+        )
+
+    async def _deliver(self, hb: Heartbeat) -> bool:
+        try:
+            await self.sink.send(hb)
+        except SinkError as exc:
+            if self._router_ok is not False:
+                log.warning("cannot reach %s: %s (retrying with backoff)", self.sink.describe(), exc)
+            self._router_ok = False
+            return False
+        if self._router_ok is not True:
+            log.info("reporting to %s as %s", self.sink.describe(), self.node_id)
+        self._router_ok = True
+        self.sent += 1
+        self.last = hb
+        return True
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        backoff = self.interval
+        while True:
+            hb = await self.beat()
+            if self.require_backend and not self._backend_seen:
+                await trio.sleep(self.interval)  # a local node joins only once its backend has answered
+                continue
+            if await self._deliver(hb):
+                backoff = self.interval
+                await trio.sleep(self.interval)
+            else:
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+
+    async def drain(self) -> bool:
+        """Send one last heartbeat with `draining: true` (shielded, at most `drain_timeout` seconds)."""
+        if self.last is None:
+            return False
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + self.drain_timeout
+            delivered = await self._deliver(replace(self.last, draining=True))
+        if delivered:
+            log.info("sent the draining heartbeat")
+        return delivered

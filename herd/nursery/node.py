@@ -1,0 +1,98 @@
+"""Composition root for `herd node`: one HTTP client, a router locator (fixed URL or mDNS browse), the heartbeat
+agent, all in one nursery. SIGTERM/SIGINT cancels the loop, then one last `draining` heartbeat goes out within a
+short deadline so the router stops sending work here before the process exits.
+
+An exclusive lock on `<data_dir>/agent.lock` keeps two agents from sharing one data dir; several agents run on
+one machine with distinct `--node-id` and `--data-dir`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import trio
+
+from herd.config import NodeConfig
+from herd.fleet.discovery import browse_router, default_interfaces
+from herd.node.agent import Agent, HttpSink, advertised_url
+
+log = logging.getLogger("herd.node")
+
+
+class DataDirBusy(Exception):
+    pass
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "agent.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise DataDirBusy(
+                f"another herd node agent is using {data_dir}; give each agent its own --data-dir"
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def build_agent(cfg: NodeConfig, client: httpx.AsyncClient) -> Agent:
+    interfaces = list(cfg.mdns_interfaces) or default_interfaces()
+
+    async def locate() -> str | None:
+        if cfg.router_url:
+            return cfg.router_url
+        with trio.move_on_after(10):
+            return await browse_router(interfaces)
+        return None
+
+    sink = HttpSink(client, locate)
+    return Agent(
+        node_id=cfg.node_id,
+        backend_url=cfg.ollama_url,
+        data_dir=cfg.data_dir,
+        client=client,
+        sink=sink,
+        interval=cfg.heartbeat_interval,
+        backoff_max=cfg.backoff_max,
+        probe_timeout=cfg.probe_timeout,
+        advertise=lambda: advertised_url(cfg.ollama_url, sink.router_url, cfg.advertise_url),
+        parallel=cfg.parallel,
+    )
+
+
+async def run_node(cfg: NodeConfig) -> None:
+    try:
+        with data_dir_lock(cfg.data_dir):
+            await _run(cfg)
+    except DataDirBusy as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from exc
+
+
+async def _run(cfg: NodeConfig) -> None:
+    timeout = httpx.Timeout(cfg.probe_timeout, connect=cfg.probe_timeout)
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=4)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
+        agent = build_agent(cfg, client)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(agent.run)
+                log.info("herd node %s serving %s", cfg.node_id, cfg.ollama_url)
+                async for sig in signals:
+                    log.info("signal %s: draining", signal.Signals(sig).name)
+                    nursery.cancel_scope.cancel()
+                    break
+        await agent.drain()
