@@ -181,6 +181,7 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     args = build_parser(env).parse_args(argv)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per heartbeat is noise
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

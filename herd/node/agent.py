@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import trio
 
-from herd.fleet.heartbeat import Heartbeat
+from herd.fleet.heartbeat import Heartbeat, HostStats
 from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
 
 log = logging.getLogger("herd.node")
@@ -109,6 +109,7 @@ class Agent:
         require_backend: bool = False,
         parallel: int = 0,
         drain_timeout: float = 3.0,
+        host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -122,6 +123,7 @@ class Agent:
         self.require_backend = require_backend
         self.parallel = parallel
         self.drain_timeout = drain_timeout
+        self.host_probe = host_probe
         self.sent = 0
         self.last: Heartbeat | None = None
         self._backend_seen = False
@@ -144,7 +146,7 @@ class Agent:
                 log.warning("backend %s is down: %s", self.backend_url, probe.error)
             self._backend_up = probe.up
         self._backend_seen |= probe.up
-        host = await host_stats(self.data_dir)
+        host = await self.host_probe(self.data_dir)
         return build_heartbeat(
             node_id=self.node_id,
             backend_url=self.advertise(),

@@ -4,14 +4,16 @@ Ollama has answered, so a router on a machine without Ollama shows no phantom no
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import trio
 
 from herd.config import RouterConfig
-from herd.fleet.heartbeat import Heartbeat
+from herd.fleet.heartbeat import Heartbeat, HostStats
 from herd.node.agent import Agent
+from herd.node.collect import host_stats
 
 
 class LocalSink:
@@ -28,9 +30,15 @@ class LocalSink:
 class LocalNode:
     """Service: runs the agent for the Ollama beside the router."""
 
-    def __init__(self, cfg: RouterConfig, ingest: Callable[[Heartbeat], None]) -> None:
+    def __init__(
+        self,
+        cfg: RouterConfig,
+        ingest: Callable[[Heartbeat], None],
+        host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
+    ) -> None:
         self.cfg = cfg
         self.ingest = ingest
+        self.host_probe = host_probe
         self.agent: Agent | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -44,5 +52,6 @@ class LocalNode:
                 sink=LocalSink(self.ingest),
                 interval=self.cfg.fleet.heartbeat_interval,
                 require_backend=True,
+                host_probe=self.host_probe,
             )
             await self.agent.run(task_status=task_status)
