@@ -28,6 +28,9 @@ class RecordingSink:
     def describe(self) -> str:
         return "test sink"
 
+    async def ready(self) -> None:
+        return None
+
     async def send(self, hb: Heartbeat) -> None:
         self.attempts.append(trio.current_time())
         if len(self.attempts) <= self.fail_first:

@@ -32,6 +32,9 @@ class SinkError(Exception):
 
 
 class HeartbeatSink(Protocol):
+    async def ready(self) -> None:
+        """Make sure there is somewhere to send to (e.g. find the router); raise `SinkError` if not."""
+
     async def send(self, hb: Heartbeat) -> None: ...
 
     def describe(self) -> str: ...
@@ -77,11 +80,15 @@ class HttpSink:
     def describe(self) -> str:
         return self.router_url or "router (not found yet)"
 
-    async def send(self, hb: Heartbeat) -> None:
+    async def ready(self) -> None:
         if self.router_url is None:
             self.router_url = await self.locate()
             if self.router_url is None:
                 raise SinkError("no router found over mDNS")
+
+    async def send(self, hb: Heartbeat) -> None:
+        await self.ready()
+        assert self.router_url is not None
         try:
             resp = await self.client.post(self.router_url + "/heartbeat", json=hb.to_json())
         except httpx.HTTPError as exc:
@@ -156,8 +163,15 @@ class Agent:
             parallel=self.parallel,
         )
 
-    async def _deliver(self, hb: Heartbeat) -> bool:
+    async def _deliver(self, hb: Heartbeat | None) -> bool:
+        """Send `hb`, or (None) the heartbeat of right now once the sink is ready: the backend URL the router
+        should use depends on where the router is."""
         try:
+            if hb is None:
+                await self.sink.ready()
+                hb = await self.beat()
+                if self.require_backend and not self._backend_seen:
+                    return True  # a local node joins only once its backend has answered
             await self.sink.send(hb)
         except SinkError as exc:
             if self._router_ok is not False:
@@ -175,11 +189,7 @@ class Agent:
         task_status.started()
         backoff = self.interval
         while True:
-            hb = await self.beat()
-            if self.require_backend and not self._backend_seen:
-                await trio.sleep(self.interval)  # a local node joins only once its backend has answered
-                continue
-            if await self._deliver(hb):
+            if await self._deliver(None):
                 backoff = self.interval
                 await trio.sleep(self.interval)
             else:

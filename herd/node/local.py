@@ -23,6 +23,9 @@ class LocalSink:
     def describe(self) -> str:
         return "this router"
 
+    async def ready(self) -> None:
+        return None
+
     async def send(self, hb: Heartbeat) -> None:
         self.ingest(hb)
 
