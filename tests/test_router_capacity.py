@@ -149,7 +149,9 @@ async def test_records_carry_node_wait_and_tokens(nursery: trio.Nursery, tmp_pat
 async def test_tags_from_body_and_header_never_reach_the_node(nursery: trio.Nursery, tmp_path: Path) -> None:
     fleet = await start_fleet(nursery, tmp_path)
     body = {**CHAT, "stream": False, "metadata": {"tags": ["billing", "nightly"]}}
-    resp = await fleet.http.post(fleet.url + "/api/chat", json=body, headers={"X-Herd-Tags": "agent-7, billing"})
+    resp = await fleet.http.post(
+        fleet.url + "/api/chat", json=body, headers={"X-Herd-Tags": "agent-7, billing"}
+    )
     assert resp.status_code == 200
     assert "metadata" not in fleet.nodes["n1"].requests[-1][1]
     recent = fleet.router.services.recorder.recent
