@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Developer tasks, stdlib only so it works on a fresh machine before anything is installed.
 
-    python3 tasks.py serve [herd run flags...]   # create .venv, install herd, start the router
-    python3 tasks.py node [herd node flags...]   # create .venv, install herd, start a node agent
-    python3 tasks.py test [pytest args...]       # create .venv, install herd + test deps, run the suite
-    python3 tasks.py lint                        # ruff format --check, ruff check, mypy
-    python3 tasks.py fmt                         # ruff format + ruff check --fix
-    python3 tasks.py bench [args...]             # router vs direct proxy benchmark (bench/proxy.py)
+python3 tasks.py serve [herd run flags...]   # create .venv, install herd, start the router
+python3 tasks.py node [herd node flags...]   # create .venv, install herd, start a node agent
+python3 tasks.py test [pytest args...]       # create .venv, install herd + test deps, run the suite
+python3 tasks.py lint                        # ruff format --check, ruff check, mypy
+python3 tasks.py fmt                         # ruff format + ruff check --fix
+python3 tasks.py bench [args...]             # router vs direct proxy benchmark (bench/proxy.py)
 """
 
 from __future__ import annotations
