@@ -53,6 +53,11 @@ class RoutingConfig:
     breaker_cooldown: float = 15.0
     # The rebalancer re-scores waiting requests this often even when nothing else changes.
     rebalance_interval: float = 5.0
+    # Model policies (see herd/routing/policies.py).
+    vram_fallback: bool = False
+    thinking_multiplier: float = 4.0
+    thinking_min_predict: int = 1024
+    keep_alive: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

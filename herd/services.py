@@ -8,6 +8,7 @@ from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Registry
 from herd.routing.latency import LatencyBook
+from herd.routing.policies import PolicyConfig
 from herd.routing.proxy import Proxy
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import Recorder
@@ -24,3 +25,4 @@ class RouterServices:
     proxy: Proxy
     latency: LatencyBook
     recorder: Recorder
+    policy: PolicyConfig

@@ -24,6 +24,7 @@ from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
 from herd.routing.duties import PreWarmer, Rebalancer
 from herd.routing.latency import LatencyBook
+from herd.routing.policies import PolicyConfig
 from herd.routing.proxy import Proxy
 from herd.routing.pulse import Pulse
 from herd.routing.queue import HoldingQueue
@@ -63,6 +64,12 @@ class Router:
             proxy=Proxy(cfg, self.registry, self.slots, self.queue, self.breakers, self.upstream),
             latency=self.latency,
             recorder=Recorder(self.latency),
+            policy=PolicyConfig(
+                vram_fallback=rcfg.vram_fallback,
+                thinking_multiplier=rcfg.thinking_multiplier,
+                thinking_min_predict=rcfg.thinking_min_predict,
+                keep_alive=rcfg.keep_alive,
+            ),
         )
         self.web = WebServer(
             create_app(self.services),

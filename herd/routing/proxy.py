@@ -17,11 +17,12 @@ import trio
 
 from herd.backends.upstream import Upstream, UpstreamError
 from herd.config import RouterConfig
-from herd.errors import UpstreamFailed, UpstreamStatus
+from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
 from herd.routing.breaker import Breakers
 from herd.routing.lines import LineStream
+from herd.routing.policies import Plan, body_for, encode
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
 from herd.routing.select import no_candidate_error, rank
@@ -102,9 +103,30 @@ class Proxy:
                 return node
         return None
 
-    async def open(self, stack: AsyncExitStack, rec: RequestRecord, body: bytes) -> Opened:
-        """Route `rec.model` to `rec.path` on the best node; fills the record's node, retries, wait and TTFT."""
-        model, path = rec.model, rec.path
+    async def open(self, stack: AsyncExitStack, rec: RequestRecord, plan: Plan, raw: bytes | None) -> Opened:
+        """Serve `plan` on the best node, trying the plan's models in order (fallbacks) when one cannot be
+        served at all. `raw` is the caller's body when it can be forwarded byte for byte. Fills the record."""
+        first: HerdError | None = None
+        for model in plan.models:
+            try:
+                opened = await self._open_model(
+                    stack, rec, plan, model, raw if model == plan.requested else None
+                )
+            except (ModelNotFound, NoNodeAvailable, UpstreamFailed) as exc:
+                first = first or exc
+                if model != plan.models[-1]:
+                    log.info("%s cannot be served (%s); falling back", model, exc.message)
+                continue
+            if model != plan.requested:
+                rec.fallback = f"{plan.requested} -> {model}"
+            return opened
+        assert first is not None
+        raise first
+
+    async def _open_model(
+        self, stack: AsyncExitStack, rec: RequestRecord, plan: Plan, model: str, raw: bytes | None
+    ) -> Opened:
+        rec.model, path = model, rec.path
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None
@@ -122,8 +144,12 @@ class Proxy:
             stack.push_async_callback(scope.aclose)
             scope.callback(self.slots.release, node.node_id, model)
             self.breakers.attempt(node.node_id, trio.current_time())
+            body, protected = body_for(plan, node, model)
+            rec.context_protected = protected
             try:
-                opened = await self._attempt(scope, node, model, path, body)
+                opened = await self._attempt(
+                    scope, node, model, path, encode(body) if raw is None or protected else raw
+                )
             except UpstreamStatus as exc:
                 await scope.aclose()
                 if exc.status == 503:

@@ -40,6 +40,8 @@ class RequestRecord:
     status: int = 200
     error: str | None = None
     retries: int = 0
+    fallback: str | None = None  # "requested -> served" when another model served the request
+    context_protected: bool = False  # a smaller num_ctx was dropped to keep the loaded context
     queue_wait: float = 0.0
     ttft: float | None = None
     duration: float | None = None

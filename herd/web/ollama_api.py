@@ -17,7 +17,7 @@ from herd.errors import ModelNotFound
 from herd.fleet import catalog
 from herd.fleet.state import normalize_model
 from herd.reqscope import request_stack
-from herd.routing import relay
+from herd.routing import policies, relay
 from herd.services import RouterServices
 
 NDJSON = "application/x-ndjson"
@@ -36,25 +36,40 @@ def blueprint(svc: RouterServices) -> Blueprint:
         raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
         body, tags, changed = extract_tags(codec.parse_body(raw), request.headers.get("X-Herd-Tags"))
         validate(body)
-        if changed:  # `metadata` is ours: the node never sees it
-            raw = json.dumps(body).encode()
-        model, stream = normalize_model(body["model"]), codec.wants_stream(body)
+        plan = policies.plan(
+            body,
+            strict_header=request.headers.get("X-Herd-Strict"),
+            snap=svc.registry.snapshot,
+            cfg=svc.policy,
+        )
+        stream = codec.wants_stream(body)
         outcome = svc.recorder.begin(
             request.scope,
             dialect="ollama",
             path=path,
             requested_model=body["model"],
-            model=model,
+            model=plan.requested,
             stream=stream,
             tags=tags,
         )
-        opened = await svc.proxy.open(request_stack(request.scope), outcome, raw)
-        headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": model}
+        # Fast path: the caller's bytes go to the node untouched unless herd had to change the body.
+        forward = raw if not changed and plan.body is body else None
+        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, forward)
+        headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": outcome.model}
+        if outcome.fallback:
+            headers["X-Herd-Fallback"] = outcome.fallback
         if stream:
             response = Response(relay.ndjson(opened, outcome), content_type=NDJSON, headers=headers)
             response.timeout = None
             return response
-        return Response(await relay.whole(opened, outcome), content_type=JSON, headers=headers)
+        data = await relay.whole(opened, outcome)
+        if plan.thinking:
+            final = outcome.final
+            message: dict[str, Any] = final["message"] if isinstance(final.get("message"), dict) else {}
+            thinking = str(message.get("thinking") or final.get("thinking") or "")
+            content = str(message.get("content") or final.get("response") or "")
+            headers |= policies.thinking_headers(plan, final, thinking, content)
+        return Response(data, content_type=JSON, headers=headers)
 
     @bp.post("/api/chat")
     async def chat() -> Response:

@@ -14,9 +14,8 @@ from herd.dialects import openai as codec
 from herd.dialects.tags import extract_tags
 from herd.errors import ModelNotFound
 from herd.fleet import catalog
-from herd.fleet.state import normalize_model
 from herd.reqscope import request_stack
-from herd.routing import relay
+from herd.routing import policies, relay
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
@@ -36,30 +35,46 @@ def blueprint(svc: RouterServices) -> Blueprint:
         )
         body, tags, _ = extract_tags(body, request.headers.get("X-Herd-Tags"))
         upstream_body, opts = codec.chat_request_to_ollama(body)
-        model = normalize_model(opts.model)
+        if "fallback_models" in body:
+            upstream_body["fallback_models"] = body["fallback_models"]
+        plan = policies.plan(
+            upstream_body,
+            strict_header=request.headers.get("X-Herd-Strict"),
+            snap=svc.registry.snapshot,
+            cfg=svc.policy,
+        )
         outcome = svc.recorder.begin(
             request.scope,
             dialect="openai",
             path="/api/chat",
             requested_model=opts.model,
-            model=model,
+            model=plan.requested,
             stream=opts.stream,
             tags=tags,
         )
-        raw = json.dumps(upstream_body).encode()
-        opened = await svc.proxy.open(request_stack(request.scope), outcome, raw)
-        headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": model}
+        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
+        headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": outcome.model}
+        served = opts.model
+        if outcome.fallback:
+            headers["X-Herd-Fallback"] = outcome.fallback
+            served = outcome.model
         completion_id, created = codec.new_completion_id(), int(time.time())
         if opts.stream:
-            encoder = codec.ChatStreamEncoder(opts.model, completion_id, created, opts.include_usage)
+            encoder = codec.ChatStreamEncoder(served, completion_id, created, opts.include_usage)
             headers["Cache-Control"] = "no-cache"
             response = Response(
                 relay.openai_sse(opened, outcome, encoder), content_type="text/event-stream", headers=headers
             )
             response.timeout = None
             return response
-        acc = codec.ChatAccumulator(opts.model, completion_id, created)
-        return _json(await relay.openai_whole(opened, outcome, acc), headers)
+        acc = codec.ChatAccumulator(served, completion_id, created)
+        result = await relay.openai_whole(opened, outcome, acc)
+        if plan.thinking:
+            message = result["choices"][0]["message"]
+            headers |= policies.thinking_headers(
+                plan, outcome.final, str(message.get("reasoning") or ""), str(message.get("content") or "")
+            )
+        return _json(result, headers)
 
     @bp.get("/v1/models")
     async def models() -> Response:
