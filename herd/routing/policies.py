@@ -90,8 +90,8 @@ def plan(body: dict[str, Any], *, strict_header: str | None, snap: FleetSnapshot
         models += [normalize_model(m) for m in fallbacks if normalize_model(m) != requested]
         if cfg.vram_fallback:
             substitute = vram_substitute(snap, requested)
-            if substitute is not None and substitute not in models:
-                models.insert(1, substitute)
+            if substitute is not None:
+                models.insert(0, substitute)  # hot sibling first; the requested model if that fails
     thinking = is_thinking(requested, clean)
     num_predict: int | None = None
     options = clean.get("options")
