@@ -13,7 +13,7 @@ from herd.routing import breaker
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import node_capacity
 from herd.routing.duties import Rebalancer, prewarm_targets
-from herd.routing.latency import LatencyBook
+from herd.routing.latency import LatencyBook, effective_parallel
 from herd.routing.pulse import Pulse
 from herd.routing.queue import HoldingQueue
 from herd.routing.slots import Slots
@@ -117,6 +117,9 @@ def test_capacity_from_heartbeat_and_memory_pressure() -> None:
         ),
     )
     assert [node_capacity(snap.nodes[n], 4) for n in "abc"] == [3, 4, 1]
+    # throughput stops growing past 2 at once: the node serialises, so 2 slots it is
+    assert node_capacity(snap.nodes["b"], 4, {1: 40.0, 2: 30.0, 3: 19.0}) == 2
+    assert node_capacity(snap.nodes["b"], 4, {1: 40.0, 2: 30.0, 3: 25.0, 4: 20.0}) == 4
 
 
 def test_prewarm_targets_pick_the_roomiest_cold_node() -> None:
@@ -150,6 +153,15 @@ async def test_rebalancer_pulses_only_while_requests_wait(autojump_clock: trio.t
         await trio.sleep(11)
         assert reb.ticks == 2
         nursery.cancel_scope.cancel()
+
+
+def test_effective_parallel_and_speed_by_concurrency() -> None:
+    book = LatencyBook()
+    for tps, conc in [(40, 1), (42, 1), (21, 2), (20, 2)]:
+        book.observe("n", "m", 0.1, tps, 1.0, conc)
+    assert book.speed_by_concurrency("n", "m") == {1: 42, 2: 21}
+    assert effective_parallel(book.speed_by_concurrency("n", "m"), 4) == 1  # 2 x 21 is no gain over 42
+    assert effective_parallel({}, 4) == 4 and effective_parallel({1: 10.0}, 1) == 1
 
 
 def test_latency_book_p75() -> None:

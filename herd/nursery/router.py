@@ -47,14 +47,16 @@ class Router:
         rcfg = cfg.routing
         self.pulse = Pulse()
         self.registry = Registry(cfg.fleet, on_swap=self.pulse.fire)
+        self.latency = LatencyBook()
         self.slots = Slots(
             self.pulse,
-            lambda node_id, _model: capacity_in(self.registry.snapshot, node_id, rcfg.default_parallel),
+            lambda node_id, model: capacity_in(
+                self.registry.snapshot, self.latency, node_id, model, rcfg.default_parallel
+            ),
         )
         self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = RawUpstream(cfg.upstream)
-        self.latency = LatencyBook()
         self.services = RouterServices(
             cfg=cfg,
             registry=self.registry,

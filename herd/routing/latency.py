@@ -25,16 +25,43 @@ def p75(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.75 * len(ordered)))]
 
 
+def effective_parallel(speed_by_concurrency: dict[int, float], reported: int, gain: float = 1.05) -> int:
+    """The concurrency past which a node stops gaining throughput, from observed tokens/s per request at each
+    concurrency: if running c requests at once delivers no more than `gain` x what c-1 did (c x speed), the
+    node is serialising internally and extra slots only hide queueing inside it. Unobserved levels count as
+    gaining (optimistic until measured)."""
+    for c in range(2, reported + 1):
+        now, before = speed_by_concurrency.get(c), speed_by_concurrency.get(c - 1)
+        if now is not None and before is not None and c * now < gain * (c - 1) * before:
+            return c - 1
+    return reported
+
+
 class LatencyBook:
     def __init__(self, window: int = WINDOW) -> None:
         self.window = window
         self._obs: dict[tuple[str, str], deque[tuple[float, float, float]]] = {}
         self._stats: dict[tuple[str, str], LatencyStats] = {}
+        self._speed: dict[tuple[str, str], dict[int, deque[float]]] = {}
+
+    def speed_by_concurrency(self, node_id: str, model: str) -> dict[int, float]:
+        """Median tokens/s per request at each observed concurrency level on (node, model)."""
+        levels = self._speed.get((node_id, model), {})
+        return {c: sorted(v)[len(v) // 2] for c, v in levels.items() if v}
 
     def observe(
-        self, node_id: str, model: str, ttft_s: float, tokens_per_s: float, duration_s: float
+        self,
+        node_id: str,
+        model: str,
+        ttft_s: float,
+        tokens_per_s: float,
+        duration_s: float,
+        concurrency: int = 1,
     ) -> None:
         key = (node_id, model)
+        if tokens_per_s > 0 and concurrency > 0:
+            levels = self._speed.setdefault(key, {})
+            levels.setdefault(concurrency, deque(maxlen=20)).append(tokens_per_s)
         obs = self._obs.get(key)
         if obs is None:
             obs = self._obs[key] = deque(maxlen=self.window)

@@ -90,7 +90,7 @@ class Proxy:
             raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
         return ranked[0]
 
-    def _claim(self, model: str, tried: set[str]) -> NodeState | None:
+    def _claim(self, model: str, tried: set[str]) -> tuple[NodeState, int] | None:
         """Reserve a slot on the best node with room (sync, so no other task can take it in between)."""
         ranked = self.ranked(model, tried)
         if not ranked:
@@ -99,8 +99,7 @@ class Proxy:
             raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
         for node in ranked:
             if self.slots.has_room(node.node_id, model):
-                self.slots.reserve(node.node_id, model)
-                return node
+                return node, self.slots.reserve(node.node_id, model)
         return None
 
     async def open(self, stack: AsyncExitStack, rec: RequestRecord, plan: Plan, raw: bytes | None) -> Opened:
@@ -134,7 +133,7 @@ class Proxy:
         deadline = trio.current_time() + self.cfg.routing.queue_timeout
         while len(tried) <= self.cfg.max_retries:
             try:
-                node, waited = await self.queue.admit(
+                (node, concurrency), waited = await self.queue.admit(
                     model, lambda: self._claim(model, tried), until=deadline
                 )
             except _Exhausted:
@@ -143,6 +142,7 @@ class Proxy:
             scope = AsyncExitStack()
             stack.push_async_callback(scope.aclose)
             scope.callback(self.slots.release, node.node_id, model)
+            rec.concurrency = concurrency
             self.breakers.attempt(node.node_id, trio.current_time())
             body, protected = body_for(plan, node, model)
             rec.context_protected = protected

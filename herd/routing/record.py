@@ -41,7 +41,8 @@ class RequestRecord:
     error: str | None = None
     retries: int = 0
     fallback: str | None = None  # "requested -> served" when another model served the request
-    context_protected: bool = False  # a smaller num_ctx was dropped to keep the loaded context
+    context_protected: bool = False
+    concurrency: int = 1  # requests running on (node, model) when this one started, itself included  # a smaller num_ctx was dropped to keep the loaded context
     queue_wait: float = 0.0
     ttft: float | None = None
     duration: float | None = None
@@ -106,7 +107,9 @@ class Recorder:
         if rec.status == 200 and not rec.done and rec.error is None:
             rec.fail(499, "client disconnected before the end")
         if rec.status == 200 and rec.error is None and rec.node_id and rec.ttft is not None:
-            self.latency.observe(rec.node_id, rec.model, rec.ttft, rec.tokens_per_s or 0.0, rec.duration)
+            self.latency.observe(
+                rec.node_id, rec.model, rec.ttft, rec.tokens_per_s or 0.0, rec.duration, rec.concurrency
+            )
         self.recent.append(rec)
         for sink in self.sinks:
             try:

@@ -46,9 +46,11 @@ class Slots:
             del self._busy_until[key]
         return self._in_flight.get(key, 0) < self.capacity(node_id, model)
 
-    def reserve(self, node_id: str, model: str) -> None:
+    def reserve(self, node_id: str, model: str) -> int:
+        """Count one more request on (node, model); returns how many now run there."""
         key = (node_id, model)
-        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        count = self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        return count
 
     def release(self, node_id: str, model: str) -> None:
         key = (node_id, model)
