@@ -119,3 +119,18 @@ def test_fleet_version_is_the_oldest() -> None:
     snap = apply_heartbeat(snap, hb("b", [], backend_version="0.12.9"), 0.0)
     assert catalog.fleet_version(snap, "x") == "0.12.9"
     assert catalog.fleet_version(FleetSnapshot(), "x") == "x"
+
+
+def test_unloaded_models_and_incidents_are_remembered() -> None:
+    cfg = FleetConfig(degraded_after=15, offline_after=30)
+    snap = apply_heartbeat(FleetSnapshot(), hb("a", ["m:1", "n:1"], ["m:1"]), now=0.0)
+    snap = apply_heartbeat(snap, hb("a", ["m:1", "n:1"], ["n:1"]), now=10.0)
+    assert dict(snap.nodes["a"].unloaded_at) == {"m:1": 10.0}
+    snap = apply_heartbeat(snap, hb("a", ["m:1", "n:1"], ["m:1"]), now=20.0)
+    assert dict(snap.nodes["a"].unloaded_at) == {"n:1": 20.0}  # m is hot again
+    assert snap.nodes["a"].incidents == ()
+    snap = sweep(snap, 40.0, cfg)
+    snap = apply_heartbeat(snap, hb("a", ["m:1"], backend_up=False), now=41.0)
+    assert snap.nodes["a"].incidents == (40.0, 41.0)
+    snap = apply_heartbeat(snap, hb("a", ["m:1"]), now=5000.0)
+    assert snap.nodes["a"].incidents == () and dict(snap.nodes["a"].unloaded_at) == {}

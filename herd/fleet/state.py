@@ -15,6 +15,8 @@ from types import MappingProxyType
 from herd.config import FleetConfig
 from herd.fleet.heartbeat import Heartbeat
 
+EMPTY_TIMES: Mapping[str, float] = MappingProxyType({})
+
 
 class NodeStatus(enum.StrEnum):
     ONLINE = "online"
@@ -39,6 +41,10 @@ class NodeState:
     status: NodeStatus
     models: frozenset[str]
     loaded: frozenset[str]
+    # model -> when it left /api/ps (kept an hour): "warm" models reload faster (page cache) than cold ones
+    unloaded_at: Mapping[str, float] = field(default_factory=lambda: EMPTY_TIMES)
+    # when the node last went degraded/offline or lost its backend (kept an hour): its availability trend
+    incidents: tuple[float, ...] = ()
 
     @property
     def node_id(self) -> str:
@@ -56,6 +62,7 @@ class NodeState:
 
 
 EMPTY: Mapping[str, NodeState] = MappingProxyType({})
+HISTORY = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +86,31 @@ def status_for(last_seen: float, now: float, cfg: FleetConfig) -> NodeStatus:
     return NodeStatus.ONLINE
 
 
+def _recent(times: tuple[float, ...], now: float) -> tuple[float, ...]:
+    return tuple(t for t in times if now - t < HISTORY)
+
+
 def apply_heartbeat(snap: FleetSnapshot, hb: Heartbeat, now: float) -> FleetSnapshot:
     previous = snap.nodes.get(hb.node_id)
+    loaded = frozenset(normalize_model(m["name"]) for m in hb.loaded)
+    unloaded: dict[str, float] = {}
+    incidents: tuple[float, ...] = ()
+    if previous is not None:
+        unloaded = {m: t for m, t in previous.unloaded_at.items() if now - t < HISTORY and m not in loaded}
+        for gone in previous.loaded - loaded:
+            unloaded[gone] = now
+        incidents = _recent(previous.incidents, now)
+        if previous.heartbeat.backend_up and not hb.backend_up:
+            incidents += (now,)
     state = NodeState(
         heartbeat=hb,
         first_seen=previous.first_seen if previous else now,
         last_seen=now,
         status=NodeStatus.ONLINE,
         models=frozenset(normalize_model(m["name"]) for m in hb.models),
-        loaded=frozenset(normalize_model(m["name"]) for m in hb.loaded),
+        loaded=loaded,
+        unloaded_at=MappingProxyType(unloaded) if unloaded else EMPTY_TIMES,
+        incidents=incidents,
     )
     nodes = dict(snap.nodes)
     nodes[hb.node_id] = state
@@ -100,7 +123,10 @@ def sweep(snap: FleetSnapshot, now: float, cfg: FleetConfig) -> FleetSnapshot:
     for node_id, node in snap.nodes.items():
         status = status_for(node.last_seen, now, cfg)
         if status is not node.status:
-            changed[node_id] = replace(node, status=status)
+            incidents = _recent(node.incidents, now)
+            if node.status is NodeStatus.ONLINE:
+                incidents += (now,)
+            changed[node_id] = replace(node, status=status, incidents=incidents)
     if not changed:
         return snap
     return snap.with_nodes({**snap.nodes, **changed})
