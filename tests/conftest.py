@@ -17,7 +17,7 @@ def heartbeat_json(
         {
             "name": m,
             "model": m,
-            "size": 1000,
+            "size": 2_000_000_000,
             "digest": "d" * 64,
             "modified_at": "2025-01-01T00:00:00Z",
             "details": {"family": "llama"},
@@ -47,9 +47,9 @@ def heartbeat_json(
         "host": {
             "cpu_percent": 1.0,
             "cpu_count": 2,
-            "mem_total": 10,
-            "mem_available": 5,
-            "disk_free": 5,
+            "mem_total": 32 * 2**30,
+            "mem_available": 16 * 2**30,
+            "disk_free": 100 * 2**30,
             "load": [0.1, 0.1, 0.1],
         },
         "models": entries,

@@ -131,6 +131,31 @@ async def test_breaker_skips_a_dead_node(nursery: trio.Nursery, tmp_path: Path) 
     assert breakers.state("a").failures == 2 and not breakers.allows("a", trio.current_time())
 
 
+async def test_prewarmer_loads_the_runner_up_when_the_queue_is_deep(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    hot = FakeOllama([FakeModel(MODEL)], loaded=[MODEL], chunk_delay=5.0, num_chunks=4)
+    cold = FakeOllama([FakeModel(MODEL)])
+    fleet = await start_fleet(nursery, tmp_path, {"hot": hot, "cold": cold})
+    await fleet.beat("hot", parallel=1)
+    await fleet.beat("cold", parallel=1)
+    async with trio.open_nursery() as clients:
+        for _ in range(4):
+            clients.start_soon(partial(fleet.http.post, fleet.url + "/api/chat", json=CHAT))
+            await trio.sleep(0.01)
+        await trio.sleep(3)
+        # the cold node took nothing yet: waiting for the hot one beats a cold load ...
+        assert not any(p == "/api/chat" for p, _ in cold.requests)
+        assert fleet.router.queue.depth(MODEL) == 3
+        assert ("cold", MODEL) in fleet.router.prewarmer.loaded
+        # ... and the deep queue made the pre-warmer load it on the runner-up
+        assert any(p == "/api/generate" and not b.get("prompt") for p, b in cold.requests)
+        await fleet.beat("cold", parallel=1)  # its next heartbeat shows the model hot
+        await trio.sleep(1)
+        assert any(p == "/api/chat" for p, _ in cold.requests)  # and waiting requests go there now
+        clients.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
 async def test_records_carry_node_wait_and_tokens(nursery: trio.Nursery, tmp_path: Path, path: str) -> None:
     fleet = await start_fleet(nursery, tmp_path)

@@ -29,6 +29,7 @@ from herd.routing.proxy import Proxy
 from herd.routing.pulse import Pulse
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import Recorder
+from herd.routing.score import Scorer
 from herd.routing.slots import Slots
 from herd.services import RouterServices
 from herd.web.app import create_app
@@ -63,7 +64,16 @@ class Router:
             slots=self.slots,
             queue=self.queue,
             upstream=self.upstream,
-            proxy=Proxy(cfg, self.registry, self.slots, self.queue, self.breakers, self.upstream),
+            proxy=Proxy(
+                cfg,
+                self.registry,
+                self.slots,
+                self.queue,
+                self.breakers,
+                self.upstream,
+                self.latency,
+                Scorer(),
+            ),
             latency=self.latency,
             recorder=Recorder(self.latency),
             policy=PolicyConfig(

@@ -43,6 +43,7 @@ class LatencyBook:
         self._obs: dict[tuple[str, str], deque[tuple[float, float, float]]] = {}
         self._stats: dict[tuple[str, str], LatencyStats] = {}
         self._speed: dict[tuple[str, str], dict[int, deque[float]]] = {}
+        self.version = 0  # bumped on every observation: the scorer's memo key
 
     def speed_by_concurrency(self, node_id: str, model: str) -> dict[int, float]:
         """Median tokens/s per request at each observed concurrency level on (node, model)."""
@@ -59,6 +60,7 @@ class LatencyBook:
         concurrency: int = 1,
     ) -> None:
         key = (node_id, model)
+        self.version += 1
         if tokens_per_s > 0 and concurrency > 0:
             levels = self._speed.setdefault(key, {})
             levels.setdefault(concurrency, deque(maxlen=20)).append(tokens_per_s)

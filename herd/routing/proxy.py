@@ -21,11 +21,14 @@ from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFaile
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
 from herd.routing.breaker import Breakers
+from herd.routing.latency import LatencyBook
 from herd.routing.lines import LineStream
 from herd.routing.policies import Plan, body_for, encode
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
-from herd.routing.select import no_candidate_error, rank
+from herd.routing.score import Candidate, Facts, Scorer
+from herd.routing.score import format_headers as score_headers
+from herd.routing.select import no_candidate_error
 from herd.routing.slots import Slots
 
 log = logging.getLogger("herd.proxy")
@@ -70,6 +73,8 @@ class Proxy:
         queue: HoldingQueue,
         breakers: Breakers,
         upstream: Upstream,
+        latency: LatencyBook,
+        scorer: Scorer,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -77,30 +82,44 @@ class Proxy:
         self.queue = queue
         self.breakers = breakers
         self.upstream = upstream
+        self.latency = latency
+        self.scorer = scorer
 
-    def ranked(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> list[NodeState]:
+    def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
-        nodes = rank(self.registry.snapshot, model, self.slots.in_flight, exclude)
-        return [n for n in nodes if self.breakers.allows(n.node_id, now)]
+        return self.scorer.rank(
+            self.registry.snapshot,
+            facts,
+            now=now,
+            in_flight=self.slots.in_flight,
+            capacity=self.slots.room,
+            latency=self.latency.all,
+            latency_version=self.latency.version,
+            broken=self.breakers.open_nodes(now),
+            exclude=exclude,
+        )
 
     def pick(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> NodeState:
         """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
-        ranked = self.ranked(model, exclude)
+        ranked = self.ranked(Facts(model), exclude)
         if not ranked:
             raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
-        return ranked[0]
+        return ranked[0].node
 
-    def _claim(self, model: str, tried: set[str]) -> tuple[NodeState, int] | None:
-        """Reserve a slot on the best node with room (sync, so no other task can take it in between)."""
-        ranked = self.ranked(model, tried)
+    def _claim(self, facts: Facts, tried: set[str]) -> tuple[list[Candidate], int] | None:
+        """Reserve a slot on the best candidate (sync, so no other task can take it in between), or None to
+        keep waiting: every candidate is full, or a hot node will free up sooner than a cold one can load."""
+        ranked = self.ranked(facts, tried)
         if not ranked:
             if tried:
                 raise _Exhausted
-            raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
-        for node in ranked:
-            if self.slots.has_room(node.node_id, model):
-                return node, self.slots.reserve(node.node_id, model)
-        return None
+            raise no_candidate_error(self.registry.snapshot, facts.model, self.cfg.fleet.heartbeat_interval)
+        best = ranked[0]
+        if best.full:
+            return None
+        if not best.hot and any(c.hot and c.full and c.est_wait < best.est_wait for c in ranked):
+            return None
+        return ranked, self.slots.reserve(best.node.node_id, facts.model)
 
     async def open(self, stack: AsyncExitStack, rec: RequestRecord, plan: Plan, raw: bytes | None) -> Opened:
         """Serve `plan` on the best node, trying the plan's models in order (fallbacks) when one cannot be
@@ -126,6 +145,9 @@ class Proxy:
         self, stack: AsyncExitStack, rec: RequestRecord, plan: Plan, model: str, raw: bytes | None
     ) -> Opened:
         rec.model, path = model, rec.path
+        options = plan.body.get("options")
+        num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
+        facts = Facts(model, num_ctx if isinstance(num_ctx, int) else None)
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None
@@ -133,12 +155,15 @@ class Proxy:
         deadline = trio.current_time() + self.cfg.routing.queue_timeout
         while len(tried) <= self.cfg.max_retries:
             try:
-                (node, concurrency), waited = await self.queue.admit(
-                    model, lambda: self._claim(model, tried), until=deadline
+                (ranked, concurrency), waited = await self.queue.admit(
+                    model, lambda: self._claim(facts, tried), until=deadline
                 )
             except _Exhausted:
                 break
             queue_wait += waited
+            node = ranked[0].node
+            rec.score, rec.candidates = ranked[0].score, score_headers(ranked)
+            rec.breakdown = dict(ranked[0].breakdown)
             scope = AsyncExitStack()
             stack.push_async_callback(scope.aclose)
             scope.callback(self.slots.release, node.node_id, model)

@@ -42,7 +42,12 @@ class RequestRecord:
     retries: int = 0
     fallback: str | None = None  # "requested -> served" when another model served the request
     context_protected: bool = False
-    concurrency: int = 1  # requests running on (node, model) when this one started, itself included  # a smaller num_ctx was dropped to keep the loaded context
+    concurrency: int = 1
+    score: float | None = None  # the winning node's score and its per-signal breakdown
+    breakdown: dict[str, float] = field(default_factory=dict)
+    candidates: dict[str, str] = field(
+        default_factory=dict
+    )  # X-Herd-Score / X-Herd-Candidates  # requests running on (node, model) when this one started, itself included  # a smaller num_ctx was dropped to keep the loaded context
     queue_wait: float = 0.0
     ttft: float | None = None
     duration: float | None = None
@@ -51,6 +56,13 @@ class RequestRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     tokens_per_s: float | None = None
+
+    def response_headers(self) -> dict[str, str]:
+        """What every proxied response tells the caller about its routing."""
+        headers = {"X-Herd-Node": self.node_id or "", "X-Herd-Model": self.model, **self.candidates}
+        if self.fallback:
+            headers["X-Herd-Fallback"] = self.fallback
+        return headers
 
     def fail(self, status: int, message: str) -> None:
         self.status = status

@@ -37,6 +37,13 @@ class Slots:
         """The node said 503 busy: treat (node, model) as full for a while instead of retrying into it."""
         self._busy_until[(node_id, model)] = trio.current_time() + seconds
 
+    def room(self, node_id: str, model: str) -> int:
+        """Capacity as the scorer should see it: 0 while the node is marked busy."""
+        until = self._busy_until.get((node_id, model))
+        if until is not None and trio.current_time() < until:
+            return 0
+        return self.capacity(node_id, model)
+
     def has_room(self, node_id: str, model: str) -> bool:
         key = (node_id, model)
         until = self._busy_until.get(key)

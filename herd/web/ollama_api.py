@@ -55,9 +55,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         # Fast path: the caller's bytes go to the node untouched unless herd had to change the body.
         forward = raw if not changed and plan.body is body else None
         opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, forward)
-        headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": outcome.model}
-        if outcome.fallback:
-            headers["X-Herd-Fallback"] = outcome.fallback
+        headers = outcome.response_headers()
         if stream:
             response = Response(relay.ndjson(opened, outcome), content_type=NDJSON, headers=headers)
             response.timeout = None

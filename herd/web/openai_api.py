@@ -53,11 +53,8 @@ def blueprint(svc: RouterServices) -> Blueprint:
             tags=tags,
         )
         opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
-        headers = {"X-Herd-Node": opened.node.node_id, "X-Herd-Model": outcome.model}
-        served = opts.model
-        if outcome.fallback:
-            headers["X-Herd-Fallback"] = outcome.fallback
-            served = outcome.model
+        headers = outcome.response_headers()
+        served = outcome.model if outcome.fallback else opts.model
         completion_id, created = codec.new_completion_id(), int(time.time())
         if opts.stream:
             encoder = codec.ChatStreamEncoder(served, completion_id, created, opts.include_usage)
