@@ -177,12 +177,16 @@ class Scorer:
         key = (snap.version, latency_version)
         if key != self._key:
             self._key, self._by_model = key, {}
+            hosts = [n.heartbeat for n in snap.nodes.values()]
+            self._fleet_mem = max((hb.host.mem_total for hb in hosts), default=0)
+            sizes = [e.get("size") for hb in hosts for e in hb.models]
+            self._fleet_size = max((s for s in sizes if isinstance(s, int)), default=0)
         cached = self._by_model.get(model)
         if cached is not None:
             return cached
-        fleet_mem = max((n.heartbeat.host.mem_total for n in snap.nodes.values()), default=0)
-        fleet_size = max((_size(n, m) for n in snap.nodes.values() for m in (model,)), default=0)
-        statics, reasons = [], {}
+        fleet_mem, fleet_size = self._fleet_mem, self._fleet_size
+        statics: list[_Static] = []
+        reasons: dict[str, str] = {}
         for node in snap.nodes.values():
             why = eliminate(node, model, self.cfg, frozenset())
             if why is not None:
