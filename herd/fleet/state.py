@@ -16,6 +16,7 @@ from herd.config import FleetConfig
 from herd.fleet.heartbeat import Heartbeat
 
 EMPTY_TIMES: Mapping[str, float] = MappingProxyType({})
+EMPTY_SIZES: Mapping[str, int] = MappingProxyType({})
 
 
 class NodeStatus(enum.StrEnum):
@@ -45,6 +46,9 @@ class NodeState:
     unloaded_at: Mapping[str, float] = field(default_factory=lambda: EMPTY_TIMES)
     # when the node last went degraded/offline or lost its backend (kept an hour): its availability trend
     incidents: tuple[float, ...] = ()
+    # derived once per heartbeat for scoring: model -> size on disk, model -> context it is loaded with
+    sizes: Mapping[str, int] = field(default_factory=lambda: EMPTY_SIZES)
+    contexts: Mapping[str, int] = field(default_factory=lambda: EMPTY_SIZES)
 
     @property
     def node_id(self) -> str:
@@ -111,6 +115,16 @@ def apply_heartbeat(snap: FleetSnapshot, hb: Heartbeat, now: float) -> FleetSnap
         loaded=loaded,
         unloaded_at=MappingProxyType(unloaded) if unloaded else EMPTY_TIMES,
         incidents=incidents,
+        sizes=MappingProxyType(
+            {normalize_model(m["name"]): m["size"] for m in hb.models if isinstance(m.get("size"), int)}
+        ),
+        contexts=MappingProxyType(
+            {
+                normalize_model(m["name"]): m["context_length"]
+                for m in hb.loaded
+                if isinstance(m.get("context_length"), int) and m["context_length"] > 0
+            }
+        ),
     )
     nodes = dict(snap.nodes)
     nodes[hb.node_id] = state

@@ -9,11 +9,12 @@ requests in flight for the model and merges them with the best idle ones.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus, normalize_model
+from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus
 from herd.routing.latency import LatencyStats
 
 SIGNALS = ("thermal", "memory", "queue", "wait", "role", "availability", "context")
@@ -63,19 +64,11 @@ class Candidate:
 
 
 def _size(node: NodeState, model: str) -> int:
-    for entry in node.heartbeat.models:
-        if normalize_model(entry["name"]) == model:
-            size = entry.get("size")
-            return size if isinstance(size, int) else 0
-    return 0
+    return node.sizes.get(model, 0)
 
 
 def _loaded_ctx(node: NodeState, model: str) -> int | None:
-    for entry in node.heartbeat.loaded:
-        if normalize_model(entry["name"]) == model:
-            ctx = entry.get("context_length")
-            return ctx if isinstance(ctx, int) and ctx > 0 else None
-    return None
+    return node.contexts.get(model)
 
 
 def eliminate(node: NodeState, model: str, cfg: ScoringConfig, broken: frozenset[str]) -> str | None:
@@ -111,19 +104,12 @@ class _Static:
     memory: float
     role: float
     availability: float
-    duration: float  # p75 seconds per request on this node for this model
     load_cost: float  # seconds to load first (0 when hot)
     loaded_ctx: int | None
 
 
 def _static(
-    node: NodeState,
-    model: str,
-    cfg: ScoringConfig,
-    now: float,
-    fleet_mem: int,
-    fleet_size: int,
-    stats: LatencyStats | None,
+    node: NodeState, model: str, cfg: ScoringConfig, now: float, fleet_mem: int, fleet_size: int
 ) -> _Static:
     hb = node.heartbeat
     hot = model in node.loaded
@@ -143,22 +129,35 @@ def _static(
     node_rank = hb.host.mem_total / fleet_mem if fleet_mem else 0.5
     role = 1.0 - abs(model_rank - node_rank)
     availability = 1.0 / (1.0 + len(node.incidents))
-    duration = stats.duration_s if stats is not None and stats.n else cfg.default_duration
     load_cost = 0.0 if hot else cfg.cold_load * (0.5 if thermal > 0 else 1.0)
-    return _Static(
-        node, hot, thermal, memory, role, availability, duration, load_cost, _loaded_ctx(node, model)
-    )
+    return _Static(node, hot, thermal, memory, role, availability, load_cost, _loaded_ctx(node, model))
+
+
+class _ModelIndex:
+    """One model's eligible nodes, sorted by their load-independent score, kept up to date incrementally."""
+
+    __slots__ = ("by_node", "dims", "nodes", "order")
+
+    def __init__(self, nodes: object, dims: tuple[int, int, int]) -> None:
+        self.nodes = nodes  # the snapshot's node mapping this index reflects
+        self.dims = dims
+        self.by_node: dict[str, tuple[float, _Static]] = {}
+        self.order: list[tuple[float, str]] = []  # (-static score, node_id), ascending = best first
 
 
 class Scorer:
-    """Holds only memoised, derived data; `rank` is a pure function of its arguments."""
+    """Holds only memoised, derived data; `rank` is a pure function of its arguments.
+
+    Per model it keeps the eligible nodes sorted by their load-independent score. A new snapshot (a heartbeat
+    replaces one node) is applied by diffing node objects by identity and re-placing only the nodes that
+    changed, so a decision stays well under a millisecond on a 1,000-node fleet even while heartbeats arrive.
+    """
 
     def __init__(self, cfg: ScoringConfig | None = None) -> None:
         self.cfg = cfg or ScoringConfig()
-        self._key: tuple[int, int] | None = None
-        self._by_model: dict[str, tuple[list[_Static], dict[str, str]]] = {}
-        self._fleet_mem = 0
-        self._fleet_size = 0
+        self._index: dict[str, _ModelIndex] = {}
+        self._dims_nodes: object = None
+        self._dims = (0, 0)
 
     def eliminated(self, snap: FleetSnapshot, model: str) -> dict[str, str]:
         """node_id -> why it cannot serve `model` at all."""
@@ -166,49 +165,74 @@ class Scorer:
             n.node_id: why for n in snap.nodes.values() if (why := eliminate(n, model, self.cfg, frozenset()))
         }
 
-    def _statics(
-        self,
-        snap: FleetSnapshot,
-        model: str,
-        now: float,
-        latency: Mapping[tuple[str, str], LatencyStats],
-        latency_version: int,
-    ) -> tuple[list[_Static], dict[str, str]]:
-        key = (snap.version, latency_version)
-        if key != self._key:
-            self._key, self._by_model = key, {}
-            hosts = [n.heartbeat for n in snap.nodes.values()]
-            self._fleet_mem = max((hb.host.mem_total for hb in hosts), default=0)
-            sizes = [e.get("size") for hb in hosts for e in hb.models]
-            self._fleet_size = max((s for s in sizes if isinstance(s, int)), default=0)
-        cached = self._by_model.get(model)
-        if cached is not None:
-            return cached
-        fleet_mem, fleet_size = self._fleet_mem, self._fleet_size
-        statics: list[_Static] = []
-        reasons: dict[str, str] = {}
-        for node in snap.nodes.values():
-            why = eliminate(node, model, self.cfg, frozenset())
-            if why is not None:
-                reasons[node.node_id] = why
-                continue
-            statics.append(
-                _static(node, model, self.cfg, now, fleet_mem, fleet_size, latency.get((node.node_id, model)))
-            )
+    def _fleet_dims(self, snap: FleetSnapshot, now: float) -> tuple[int, int, int]:
+        """(largest node memory, largest model size, warm-window time bucket): inputs every static shares.
+        Updated from the nodes that changed; a full pass only when a node that held a maximum shrank."""
+        nodes = snap.nodes
+        if nodes is not self._dims_nodes:
+            before = self._dims_nodes if isinstance(self._dims_nodes, type(nodes)) else {}
+            mem, size = self._dims
+            full = not before
+            for node_id, node in nodes.items():
+                old = before.get(node_id)
+                if old is node:
+                    continue
+                n_mem, n_size = node.heartbeat.host.mem_total, max(node.sizes.values(), default=0)
+                if old is not None and (
+                    (old.heartbeat.host.mem_total == mem
+                    and n_mem < mem)
+                    or (max(old.sizes.values(), default=0) == size
+                    and n_size < size)
+                ):
+                    full = True
+                    break
+                mem, size = max(mem, n_mem), max(size, n_size)
+            if full or len(before) > len(nodes):
+                mem = max((n.heartbeat.host.mem_total for n in nodes.values()), default=0)
+                size = max((max(n.sizes.values(), default=0) for n in nodes.values()), default=0)
+            self._dims_nodes, self._dims = nodes, (mem, size)
+        return (self._dims[0], self._dims[1], int(now // 60))
+
+    def _place(self, idx: _ModelIndex, node: NodeState, model: str, now: float) -> None:
+        node_id = node.node_id
+        old = idx.by_node.pop(node_id, None)
+        if old is not None:
+            at = bisect.bisect_left(idx.order, (old[0], node_id))
+            del idx.order[at]
+        if eliminate(node, model, self.cfg, frozenset()) is not None:
+            return
+        st = _static(node, model, self.cfg, now, idx.dims[0], idx.dims[1])
         w = self.cfg.weights
-        statics.sort(
-            key=lambda s: (
-                -(
-                    w.thermal * s.thermal
-                    + w.memory * s.memory
-                    + w.role * s.role
-                    + w.availability * s.availability
-                    - w.wait * s.load_cost / 60
-                )
-            )
+        key = -(
+            w.thermal * st.thermal
+            + w.memory * st.memory
+            + w.role * st.role
+            + w.availability * st.availability
+            - w.wait * st.load_cost / 60
         )
-        self._by_model[model] = (statics, reasons)
-        return statics, reasons
+        idx.by_node[node_id] = (key, st)
+        bisect.insort(idx.order, (key, node_id))
+
+    def _model_index(self, snap: FleetSnapshot, model: str, now: float) -> _ModelIndex:
+        dims = self._fleet_dims(snap, now)
+        idx = self._index.get(model)
+        if idx is None or idx.dims != dims or not isinstance(idx.nodes, type(snap.nodes)):
+            idx = _ModelIndex(snap.nodes, dims)
+            for node in snap.nodes.values():
+                self._place(idx, node, model, now)
+            self._index[model] = idx
+            return idx
+        if idx.nodes is not snap.nodes:
+            before = idx.nodes
+            assert isinstance(before, type(snap.nodes))
+            for node_id, node in snap.nodes.items():
+                if before.get(node_id) is not node:
+                    self._place(idx, node, model, now)
+            for node_id in [n for n in idx.by_node if n not in snap.nodes]:
+                key, _ = idx.by_node.pop(node_id)
+                del idx.order[bisect.bisect_left(idx.order, (key, node_id))]
+            idx.nodes = snap.nodes
+        return idx
 
     def rank(
         self,
@@ -225,18 +249,25 @@ class Scorer:
     ) -> list[Candidate]:
         """The best `top` candidates, not-full first, then by score. Eliminated nodes never appear."""
         model = facts.model
-        statics, _ = self._statics(snap, model, now, latency, latency_version)
-        busy = [s for s in statics if in_flight.get((s.node.node_id, model))]
+        idx = self._model_index(snap, model, now)
+        by_node = idx.by_node
+        busy = [
+            by_node[node_id][1]
+            for (node_id, m), n in in_flight.items()
+            if n and m == model and node_id in by_node
+        ]
         idle: list[_Static] = []
-        for s in statics:  # already in static-score order: the first few idle ones are the best idle ones
+        for _, node_id in idx.order:  # best first: the first few idle ones are the best idle ones
             if len(idle) >= self.cfg.top:
                 break
-            if not in_flight.get((s.node.node_id, model)):
-                idle.append(s)
+            if not in_flight.get((node_id, model)):
+                idle.append(by_node[node_id][1])
         pool = [s for s in busy + idle if s.node.node_id not in exclude and s.node.node_id not in broken]
         if not pool:
             return []
-        scored = [self._score(s, facts, in_flight, capacity) for s in pool]
+        scored = [
+            self._score(s, facts, in_flight, capacity, latency.get((s.node.node_id, model))) for s in pool
+        ]
         best_wait = min(min(c[1] for c in scored), 1e9)
         out = []
         w = self.cfg.weights
@@ -262,6 +293,7 @@ class Scorer:
         facts: Facts,
         in_flight: Mapping[tuple[str, str], int],
         capacity: Callable[[str, str], int],
+        stats: LatencyStats | None,
     ) -> tuple[_Static, float, float, float, bool]:
         node_id, model = s.node.node_id, facts.model
         running = in_flight.get((node_id, model), 0)
@@ -271,8 +303,9 @@ class Scorer:
         queue = max(0.0, 1.0 - running / cap)
         # requests ahead of this one, spread over the slots, each taking the p75 duration; plus any load
         ahead = max(0, running - cap + 1)
+        duration = stats.duration_s if stats is not None and stats.n else self.cfg.default_duration
         # a node that said "busy" has a queue of its own we cannot see: never worth waiting for
-        wait = math.inf if room == 0 else s.load_cost + ahead * s.duration / cap
+        wait = math.inf if room == 0 else s.load_cost + ahead * duration / cap
         needed = facts.num_ctx or 0
         if s.loaded_ctx is None or not needed or s.loaded_ctx >= needed:
             context = 1.0
