@@ -7,6 +7,8 @@ python3 tasks.py test [pytest args...]       # create .venv, install herd + test
 python3 tasks.py lint                        # ruff format --check, ruff check, mypy
 python3 tasks.py fmt                         # ruff format + ruff check --fix
 python3 tasks.py bench [args...]             # router vs direct proxy benchmark (bench/proxy.py)
+python3 tasks.py bench-routing [--seeds N]   # policies on the simulated mixed fleet (bench/routing.py)
+python3 tasks.py bench-scale                 # scoring a 1,000-node x 50-model snapshot (bench/scale.py)
 """
 
 from __future__ import annotations
@@ -78,7 +80,26 @@ def bench(args: list[str]) -> int:
     return _run(PY, "bench/proxy.py", *args, check=False)
 
 
-TASKS = {"serve": serve, "node": node, "test": test, "lint": lint, "fmt": fmt, "bench": bench}
+def bench_routing(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/routing.py", *args, check=False)
+
+
+def bench_scale(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/scale.py", *args, check=False)
+
+
+TASKS = {
+    "serve": serve,
+    "node": node,
+    "bench-routing": bench_routing,
+    "bench-scale": bench_scale,
+    "test": test,
+    "lint": lint,
+    "fmt": fmt,
+    "bench": bench,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -26,7 +26,7 @@ from herd.routing.lines import LineStream
 from herd.routing.policies import Plan, body_for, encode
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
-from herd.routing.score import Candidate, Facts, Scorer
+from herd.routing.score import Candidate, Facts, Scorer, decide
 from herd.routing.score import format_headers as score_headers
 from herd.routing.select import no_candidate_error
 from herd.routing.slots import Slots
@@ -114,11 +114,10 @@ class Proxy:
             if tried:
                 raise _Exhausted
             raise no_candidate_error(self.registry.snapshot, facts.model, self.cfg.fleet.heartbeat_interval)
-        best = ranked[0]
-        if best.full:
+        best = decide(ranked)
+        if best is None:
             return None
-        if not best.hot and any(c.hot and c.full and c.est_wait < best.est_wait for c in ranked):
-            return None
+        ranked = [best, *(c for c in ranked if c is not best)]
         return ranked, self.slots.reserve(best.node.node_id, facts.model)
 
     async def open(self, stack: AsyncExitStack, rec: RequestRecord, plan: Plan, raw: bytes | None) -> Opened:

@@ -179,10 +179,8 @@ class Scorer:
                     continue
                 n_mem, n_size = node.heartbeat.host.mem_total, max(node.sizes.values(), default=0)
                 if old is not None and (
-                    (old.heartbeat.host.mem_total == mem
-                    and n_mem < mem)
-                    or (max(old.sizes.values(), default=0) == size
-                    and n_size < size)
+                    (old.heartbeat.host.mem_total == mem and n_mem < mem)
+                    or (max(old.sizes.values(), default=0) == size and n_size < size)
                 ):
                     full = True
                     break
@@ -312,6 +310,17 @@ class Scorer:
         else:
             context = self.cfg.context_reload
         return s, wait, queue, context, full
+
+
+def decide(ranked: list[Candidate]) -> Candidate | None:
+    """The candidate to take a slot on now, or None to keep waiting in the holding queue: every candidate is
+    full, or a hot node will free up sooner than the best cold one can load the model."""
+    if not ranked or ranked[0].full:
+        return None
+    best = ranked[0]
+    if not best.hot and any(c.hot and c.full and c.est_wait < best.est_wait for c in ranked):
+        return None
+    return best
 
 
 def format_headers(cands: list[Candidate], limit: int = 5) -> dict[str, str]:

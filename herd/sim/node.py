@@ -1,0 +1,107 @@
+"""A simulated LLM node: generation speed, time to first token, parallel slots that slow each other down,
+models on disk vs loaded, load time and LRU eviction. Pure state + arithmetic in virtual seconds; the event
+loop in `herd.sim.run` drives it. Requests beyond the node's slots wait inside the node, as they do in Ollama.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from herd.fleet.heartbeat import Heartbeat, HostStats
+
+GB = 2**30
+
+
+@dataclass
+class SimModel:
+    name: str
+    size_gb: float
+    load_s: float  # seconds to load from disk into memory
+
+
+@dataclass
+class SimRequest:
+    rid: int
+    model: str
+    tokens: int
+    arrival: float
+    start: float | None = None
+    finish: float | None = None
+    node: str | None = None
+    cold: bool = False
+    failed: bool = False
+
+
+@dataclass
+class SimNode:
+    node_id: str
+    speed: float  # tokens/s for one request alone
+    ttft: float  # seconds to first token when hot
+    parallel: int
+    mem_gb: float
+    max_loaded: int
+    disk: dict[str, SimModel]
+    slowdown: float = 0.35  # each extra concurrent request slows every request by this share
+    loaded: list[str] = field(default_factory=list)  # LRU order, most recent last
+    loading_until: dict[str, float] = field(default_factory=dict)
+    running: list[SimRequest] = field(default_factory=list)
+    waiting: deque[SimRequest] = field(default_factory=deque)
+    cold_loads: int = 0
+
+    def service_time(self, req: SimRequest, now: float) -> float:
+        """Seconds from start to last token, given the concurrency at start and any load still needed."""
+        load = 0.0
+        if req.model not in self.loaded:
+            load = self.disk[req.model].load_s
+            self._load(req.model, now)
+            self.cold_loads += 1
+            req.cold = True
+        elif self.loading_until.get(req.model, 0.0) > now:
+            load = self.loading_until[req.model] - now
+        concurrency = len(self.running)  # includes this request
+        speed = self.speed / (1 + self.slowdown * (concurrency - 1))
+        return load + self.ttft + req.tokens / speed
+
+    def _load(self, model: str, now: float) -> None:
+        in_use = {r.model for r in self.running}
+        while len(self.loaded) >= self.max_loaded:
+            victims = [m for m in self.loaded if m not in in_use]
+            if not victims:
+                break
+            self.loaded.remove(victims[0])
+        self.loaded.append(model)
+        self.loading_until[model] = now + self.disk[model].load_s
+
+    def touch(self, model: str) -> None:
+        if model in self.loaded:
+            self.loaded.remove(model)
+            self.loaded.append(model)
+
+    def heartbeat(self) -> Heartbeat:
+        used = sum(self.disk[m].size_gb for m in self.loaded)
+        return Heartbeat(
+            node_id=self.node_id,
+            agent_version="sim",
+            backend="ollama",
+            backend_url=f"http://{self.node_id}.sim:11434",
+            backend_up=True,
+            backend_version="sim",
+            draining=False,
+            interval=5.0,
+            host=HostStats(
+                cpu_count=8,
+                mem_total=int(self.mem_gb * GB),
+                mem_available=int(max(0.0, self.mem_gb - used) * GB),
+                disk_free=500 * GB,
+            ),
+            models=tuple(
+                {"name": m.name, "model": m.name, "size": int(m.size_gb * GB), "details": {"family": "sim"}}
+                for m in self.disk.values()
+            ),
+            loaded=tuple(
+                {"name": m, "model": m, "size": int(self.disk[m].size_gb * GB), "context_length": 4096}
+                for m in self.loaded
+            ),
+            parallel=self.parallel,
+        )
