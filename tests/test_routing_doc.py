@@ -21,8 +21,15 @@ def test_signal_weights_match_the_doc() -> None:
 
 def test_defaults_match_the_doc() -> None:
     cfg = ScoringConfig()
-    for name in ("warm_window", "warm_value", "critical_memory", "fit_margin", "default_duration", "cold_load",
-                 "context_reload"):
+    for name in (
+        "warm_window",
+        "warm_value",
+        "critical_memory",
+        "fit_margin",
+        "default_duration",
+        "cold_load",
+        "context_reload",
+    ):
         match = re.search(rf"^\| {name} \| ([0-9.]+)", DOC, re.MULTILINE)
         assert match, name
         assert float(match.group(1)) == getattr(cfg, name), name

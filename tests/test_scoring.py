@@ -118,7 +118,9 @@ def test_memory_role_availability_and_context() -> None:
         "memory"
     ]
     big = node("big", mem=128, size=2)
-    big["models"].append({**big["models"][0], "name": "huge:latest", "model": "huge:latest", "size": 100 * GB})
+    big["models"].append(
+        {**big["models"][0], "name": "huge:latest", "model": "huge:latest", "size": 100 * GB}
+    )
     small = snap_of(big, node("small", mem=16, size=2))
     by_id = {c.node.node_id: c.breakdown["role"] for c in rank(small)}
     assert by_id["small"] > by_id["big"]  # a small model belongs on the small machine

@@ -20,6 +20,7 @@ from herd.config import RouterConfig
 from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
 from herd.node.local import LocalNode
+from herd.nursery.supervise import Supervised
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
 from herd.routing.duties import PreWarmer, Rebalancer
@@ -110,12 +111,13 @@ class Router:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(self._close_upstream)
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.expiry.run)
-                await nursery.start(self.rebalancer.run)
-                await nursery.start(self.prewarmer.run)
+                await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
+                await nursery.start(Supervised("rebalancer", self.rebalancer).run)
+                await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
                 urls: list[str] = await nursery.start(partial(self._serve, nursery.cancel_scope))
                 for make in self.duty_factories:
-                    await nursery.start(make(self.services, urls).run)
+                    duty = make(self.services, urls)
+                    await nursery.start(Supervised(type(duty).__name__, duty).run)
                 log.info("herd router listening on %s", ", ".join(urls))
                 task_status.started(urls)
 
