@@ -33,6 +33,7 @@ from herd.routing.record import Recorder
 from herd.routing.score import Scorer
 from herd.routing.slots import Slots
 from herd.services import RouterServices
+from herd.store.latency import LatencyStore
 from herd.web.app import create_app
 from herd.web.server import WebServer
 
@@ -91,6 +92,8 @@ class Router:
             graceful_timeout=cfg.graceful_timeout,
             access_log=cfg.access_log,
         )
+        self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
+        self.services.recorder.sinks.append(self.latency_store.offer)
         self.expiry = Expiry(self.registry)
         self.rebalancer = Rebalancer(self.queue, self.pulse, rcfg.rebalance_interval)
         self.prewarmer = PreWarmer(self.registry, self.queue, self.upstream)
@@ -111,6 +114,7 @@ class Router:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(self._close_upstream)
             async with trio.open_nursery() as nursery:
+                await nursery.start(Supervised("latency store", self.latency_store).run)
                 await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)

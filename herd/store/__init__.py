@@ -1,0 +1,1 @@
+"""SQLite storage owned by single writer tasks (sqlite-utils, WAL): the latency store."""

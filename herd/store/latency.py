@@ -1,0 +1,147 @@
+"""The latency store: every finished request's (node, model, TTFT, tokens/s, duration, concurrency) is kept in
+SQLite (`<data_dir>/latency.db`, table `latency`, readable with datasette) so p75 estimates survive a restart.
+
+One writer task (`LatencyStore.run`) owns the connection: the recorder hands observations over with a
+non-blocking `offer` into a bounded channel (dropped and counted if the writer falls behind — a request never
+waits on SQLite), and the writer inserts them in batches in a worker thread. At start it loads the most recent
+observations per (node, model) into the latency book before it reports ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+import trio
+
+from herd.routing.latency import WINDOW, LatencyBook
+from herd.routing.record import RequestRecord
+
+log = logging.getLogger("herd.store")
+
+TABLE = "latency"
+COLUMNS = {
+    "ts": float,
+    "node": str,
+    "model": str,
+    "ttft_s": float,
+    "tokens_per_s": float,
+    "duration_s": float,
+    "concurrency": int,
+}
+
+
+def open_db(path: Path) -> sqlite_utils.Database:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    db = sqlite_utils.Database(conn)
+    if TABLE not in db.table_names():
+        db[TABLE].create(COLUMNS)  # type: ignore[union-attr]
+        db[TABLE].create_index(["node", "model", "ts"])  # type: ignore[union-attr]
+    return db
+
+
+def load_recent(db: sqlite_utils.Database, per_key: int = WINDOW) -> list[dict[str, Any]]:
+    """The newest `per_key` observations of every (node, model), oldest first."""
+    sql = f"""
+        SELECT ts, node, model, ttft_s, tokens_per_s, duration_s, concurrency FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY node, model ORDER BY ts DESC) AS rn FROM {TABLE}
+        ) WHERE rn <= ? ORDER BY ts
+    """
+    return [dict(row) for row in db.query(sql, [per_key])]
+
+
+def prune(db: sqlite_utils.Database, keep_days: float) -> None:
+    db.execute(f"DELETE FROM {TABLE} WHERE ts < ?", [time.time() - keep_days * 86400])
+    db.conn.commit()
+
+
+class LatencyStore:
+    def __init__(
+        self,
+        path: Path,
+        book: LatencyBook,
+        *,
+        capacity: int = 10_000,
+        batch: int = 500,
+        flush_interval: float = 0.5,
+        keep_days: float = 30.0,
+    ) -> None:
+        self.path = path
+        self.book = book
+        self.batch = batch
+        self.flush_interval = flush_interval
+        self.keep_days = keep_days
+        self._send, self._receive = trio.open_memory_channel[dict[str, Any]](capacity)
+        self.dropped = 0
+        self.written = 0
+        self._loaded = False
+
+    def offer(self, rec: RequestRecord) -> None:
+        """Recorder sink: never blocks; a full channel drops the observation."""
+        if rec.status != 200 or rec.error or not rec.node_id or rec.ttft is None or rec.duration is None:
+            return
+        row = {
+            "ts": rec.started_at,
+            "node": rec.node_id,
+            "model": rec.model,
+            "ttft_s": rec.ttft,
+            "tokens_per_s": rec.tokens_per_s or 0.0,
+            "duration_s": rec.duration,
+            "concurrency": rec.concurrency,
+        }
+        try:
+            self._send.send_nowait(row)
+        except trio.WouldBlock:
+            self.dropped += 1
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        db = await trio.to_thread.run_sync(open_db, self.path)
+        try:
+            rows = [] if self._loaded else await trio.to_thread.run_sync(load_recent, db)
+            self._loaded = True  # a restarted writer must not feed the same history twice
+            for r in rows:
+                tps = r["tokens_per_s"] if r["tokens_per_s"] and not math.isnan(r["tokens_per_s"]) else 0.0
+                self.book.observe(
+                    r["node"], r["model"], r["ttft_s"], tps, r["duration_s"], r["concurrency"] or 1
+                )
+            await trio.to_thread.run_sync(prune, db, self.keep_days)
+            log.info("latency store %s: loaded %d observations", self.path, len(rows))
+            task_status.started()
+            pending: list[dict[str, Any]] = []
+            try:
+                while True:
+                    pending.append(await self._receive.receive())
+                    with trio.move_on_after(self.flush_interval):
+                        while len(pending) < self.batch:
+                            pending.append(await self._receive.receive())
+                    await self._write(db, pending)
+                    pending = []
+            finally:
+                with trio.CancelScope(shield=True) as scope:  # flush what is buffered, within a deadline
+                    scope.deadline = trio.current_time() + 2.0
+                    while True:
+                        try:
+                            pending.append(self._receive.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    if pending:
+                        await self._write(db, pending)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(db.conn.close)
+
+    async def _write(self, db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+        def insert() -> None:
+            db[TABLE].insert_all(rows)  # type: ignore[union-attr]
+            db.conn.commit()
+
+        await trio.to_thread.run_sync(insert)
+        self.written += len(rows)
