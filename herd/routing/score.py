@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -136,10 +137,10 @@ def _static(
 class _ModelIndex:
     """One model's eligible nodes, sorted by their load-independent score, kept up to date incrementally."""
 
-    __slots__ = ("by_node", "dims", "nodes", "order")
+    __slots__ = ("by_node", "dims", "gen", "order")
 
-    def __init__(self, nodes: object, dims: tuple[int, int, int]) -> None:
-        self.nodes = nodes  # the snapshot's node mapping this index reflects
+    def __init__(self, dims: tuple[int, int, int], gen: int) -> None:
+        self.gen = gen  # the scorer's snapshot generation this index reflects
         self.dims = dims
         self.by_node: dict[str, tuple[float, _Static]] = {}
         self.order: list[tuple[float, str]] = []  # (-static score, node_id), ascending = best first
@@ -156,7 +157,9 @@ class Scorer:
     def __init__(self, cfg: ScoringConfig | None = None) -> None:
         self.cfg = cfg or ScoringConfig()
         self._index: dict[str, _ModelIndex] = {}
-        self._dims_nodes: object = None
+        self._seen: Mapping[str, NodeState] | None = None
+        self._gen = 0
+        self._log: deque[tuple[int, list[str]]] = deque(maxlen=4096)
         self._dims = (0, 0)
 
     def eliminated(self, snap: FleetSnapshot, model: str) -> dict[str, str]:
@@ -165,31 +168,35 @@ class Scorer:
             n.node_id: why for n in snap.nodes.values() if (why := eliminate(n, model, self.cfg, frozenset()))
         }
 
-    def _fleet_dims(self, snap: FleetSnapshot, now: float) -> tuple[int, int, int]:
-        """(largest node memory, largest model size, warm-window time bucket): inputs every static shares.
-        Updated from the nodes that changed; a full pass only when a node that held a maximum shrank."""
+    def _advance(self, snap: FleetSnapshot) -> int:
+        """Note a new snapshot: which nodes differ (by identity) from the last one seen, and the fleet-wide
+        maxima, updated from those nodes alone unless a node that held a maximum shrank or left."""
         nodes = snap.nodes
-        if nodes is not self._dims_nodes:
-            before = self._dims_nodes if isinstance(self._dims_nodes, type(nodes)) else {}
-            mem, size = self._dims
-            full = not before
-            for node_id, node in nodes.items():
-                old = before.get(node_id)
-                if old is node:
-                    continue
-                n_mem, n_size = node.heartbeat.host.mem_total, max(node.sizes.values(), default=0)
-                if old is not None and (
-                    (old.heartbeat.host.mem_total == mem and n_mem < mem)
-                    or (max(old.sizes.values(), default=0) == size and n_size < size)
-                ):
-                    full = True
-                    break
-                mem, size = max(mem, n_mem), max(size, n_size)
-            if full or len(before) > len(nodes):
-                mem = max((n.heartbeat.host.mem_total for n in nodes.values()), default=0)
-                size = max((max(n.sizes.values(), default=0) for n in nodes.values()), default=0)
-            self._dims_nodes, self._dims = nodes, (mem, size)
-        return (self._dims[0], self._dims[1], int(now // 60))
+        if nodes is self._seen:
+            return self._gen
+        before: Mapping[str, NodeState] = self._seen if self._seen is not None else {}
+        changed = [k for k, v in nodes.items() if before.get(k) is not v]
+        new_ids = sum(1 for k in changed if k not in before)
+        removed = [k for k in before if k not in nodes] if len(before) + new_ids != len(nodes) else []
+        mem, size = self._dims
+        full = not before or bool(removed)
+        for node_id in changed:
+            node, old = nodes[node_id], before.get(node_id)
+            n_mem, n_size = node.heartbeat.host.mem_total, max(node.sizes.values(), default=0)
+            if old is not None and (
+                (old.heartbeat.host.mem_total == mem and n_mem < mem)
+                or (max(old.sizes.values(), default=0) == size and n_size < size)
+            ):
+                full = True
+            mem, size = max(mem, n_mem), max(size, n_size)
+        if full:
+            mem = max((n.heartbeat.host.mem_total for n in nodes.values()), default=0)
+            size = max((max(n.sizes.values(), default=0) for n in nodes.values()), default=0)
+        self._dims = (mem, size)
+        self._gen += 1
+        self._log.append((self._gen, changed + removed))
+        self._seen = nodes
+        return self._gen
 
     def _place(self, idx: _ModelIndex, node: NodeState, model: str, now: float) -> None:
         node_id = node.node_id
@@ -212,24 +219,31 @@ class Scorer:
         bisect.insort(idx.order, (key, node_id))
 
     def _model_index(self, snap: FleetSnapshot, model: str, now: float) -> _ModelIndex:
-        dims = self._fleet_dims(snap, now)
+        gen = self._advance(snap)
+        dims = (self._dims[0], self._dims[1], int(now // 60))
         idx = self._index.get(model)
-        if idx is None or idx.dims != dims or not isinstance(idx.nodes, type(snap.nodes)):
-            idx = _ModelIndex(snap.nodes, dims)
+        if idx is not None and idx.dims == dims and idx.gen == gen:
+            return idx
+        if idx is None or idx.dims != dims or not self._log or self._log[0][0] > idx.gen + 1:
+            idx = _ModelIndex(dims, gen)  # first use, new fleet dimensions, or too far behind: rebuild
             for node in snap.nodes.values():
                 self._place(idx, node, model, now)
             self._index[model] = idx
             return idx
-        if idx.nodes is not snap.nodes:
-            before = idx.nodes
-            assert isinstance(before, type(snap.nodes))
-            for node_id, node in snap.nodes.items():
-                if before.get(node_id) is not node:
-                    self._place(idx, node, model, now)
-            for node_id in [n for n in idx.by_node if n not in snap.nodes]:
-                key, _ = idx.by_node.pop(node_id)
-                del idx.order[bisect.bisect_left(idx.order, (key, node_id))]
-            idx.nodes = snap.nodes
+        touched: set[str] = set()
+        for entry_gen, ids in reversed(self._log):
+            if entry_gen <= idx.gen:
+                break
+            touched.update(ids)
+        for node_id in touched:
+            current = snap.nodes.get(node_id)
+            if current is None:
+                old = idx.by_node.pop(node_id, None)
+                if old is not None:
+                    del idx.order[bisect.bisect_left(idx.order, (old[0], node_id))]
+            else:
+                self._place(idx, current, model, now)
+        idx.gen = gen
         return idx
 
     def rank(
