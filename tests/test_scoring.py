@@ -159,3 +159,33 @@ async def test_score_headers_on_responses(nursery: trio.Nursery, tmp_path: Path)
     resp = await fleet.http.post(fleet.url + "/api/chat", json={"model": "llama3.2:3b", "messages": []})
     assert 0 < float(resp.headers["x-herd-score"]) <= 1
     assert resp.headers["x-herd-candidates"].startswith("n1=")
+
+
+def test_incremental_index_matches_a_fresh_scorer() -> None:
+    """A long-lived scorer fed one heartbeat at a time ranks exactly as a scorer built from scratch."""
+    import random
+
+    rng = random.Random(3)
+    names = [f"n{i}" for i in range(12)]
+    snap = snap_of(*(node(n, loaded=rng.random() < 0.5, mem=rng.choice([16, 32, 64])) for n in names))
+    live = Scorer()
+    for step in range(200):
+        beat = node(
+            rng.choice(names),
+            loaded=rng.random() < 0.5,
+            mem=rng.choice([16, 32, 64, 128]),
+            avail=rng.choice([1, 8, 16]),
+            size=rng.choice([2, 4, 8]),
+            backend_up=rng.random() < 0.9,
+        )
+        snap = apply_heartbeat(snap, parse_heartbeat(beat), float(step))
+        in_flight = {(rng.choice(names), M): rng.randint(0, 3) for _ in range(3)}
+        kw: dict[str, Any] = {
+            "now": float(step),
+            "in_flight": in_flight,
+            "capacity": lambda n, m: 2,
+            "latency": {},
+        }
+        got = [(c.node.node_id, round(c.score, 9)) for c in live.rank(snap, Facts(M), **kw)]
+        want = [(c.node.node_id, round(c.score, 9)) for c in Scorer().rank(snap, Facts(M), **kw)]
+        assert got == want, step
