@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from herd import __version__
-from herd.config import DEFAULT_OLLAMA_URL, DEFAULT_ROUTER_PORT, NodeConfig, RouterConfig
+from herd.config import DEFAULT_OLLAMA_URL, DEFAULT_ROUTER_PORT, NodeConfig, RouterConfig, RoutingConfig
 
 
 def _env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -95,6 +95,33 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="seconds in-flight responses get to finish on shutdown (env FLEET_GRACEFUL_TIMEOUT; default 5)",
     )
 
+    run.add_argument(
+        "--queue-timeout",
+        type=float,
+        default=float(env.get("FLEET_QUEUE_TIMEOUT", 30.0)),
+        help="seconds a request may wait for a free slot before a 429 (env FLEET_QUEUE_TIMEOUT; default 30)",
+    )
+    run.add_argument(
+        "--default-parallel",
+        type=int,
+        default=int(env.get("FLEET_DEFAULT_PARALLEL", 4)),
+        help="requests per model a node runs at once when its agent does not say (env FLEET_DEFAULT_PARALLEL; "
+        "default 4)",
+    )
+    run.add_argument(
+        "--vram-fallback",
+        action="store_true",
+        default=_env_flag(env, "FLEET_VRAM_FALLBACK", False),
+        help="serve a hot model of the same family instead of cold-loading the requested one; always shown in "
+        "X-Herd-Fallback, never for X-Herd-Strict requests (env FLEET_VRAM_FALLBACK=1; default off)",
+    )
+    run.add_argument(
+        "--keep-alive",
+        default=env.get("FLEET_KEEP_ALIVE"),
+        help="keep_alive added to requests that set none, e.g. 30m or -1 (env FLEET_KEEP_ALIVE; default: "
+        "Ollama's own)",
+    )
+
     node = sub.add_parser(
         "node",
         help="start a node agent beside a backend",
@@ -151,6 +178,16 @@ def _interfaces(flag: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str
     return tuple(x.strip() for x in raw.split(",") if x.strip())
 
 
+def _keep_alive(raw: str | None) -> str | int | None:
+    """Ollama takes a duration string ("30m") or a number of seconds (-1 = forever)."""
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
+
+
 def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterConfig:
     return RouterConfig(
         data_dir=args.data_dir.expanduser(),
@@ -163,6 +200,12 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
         mdns_interfaces=_interfaces(args.mdns_interface, env),
         max_retries=max(0, args.max_retries),
         graceful_timeout=max(0.0, args.graceful_timeout),
+        routing=RoutingConfig(
+            queue_timeout=max(0.0, args.queue_timeout),
+            default_parallel=max(1, args.default_parallel),
+            vram_fallback=args.vram_fallback,
+            keep_alive=_keep_alive(args.keep_alive),
+        ),
     )
 
 

@@ -57,7 +57,7 @@ class RoutingConfig:
     vram_fallback: bool = False
     thinking_multiplier: float = 4.0
     thinking_min_predict: int = 1024
-    keep_alive: str | None = None
+    keep_alive: str | int | None = None
 
 
 @dataclass(frozen=True, slots=True)

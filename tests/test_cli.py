@@ -45,6 +45,17 @@ def test_run_env_then_flags() -> None:
     assert (cfg.port, cfg.local_node, cfg.mdns, cfg.mdns_interfaces) == (9001, False, False, ("1.2.3.4",))
 
 
+def test_routing_flags() -> None:
+    args, env = parse(
+        ["run", "--queue-timeout", "5", "--default-parallel", "2", "--vram-fallback", "--keep-alive", "1h"]
+    )
+    r = router_config(args, env).routing
+    assert (r.queue_timeout, r.default_parallel, r.vram_fallback, r.keep_alive) == (5.0, 2, True, "1h")
+    args, env = parse(["run"], {"FLEET_VRAM_FALLBACK": "1", "FLEET_KEEP_ALIVE": "-1"})
+    r = router_config(args, env).routing
+    assert r.vram_fallback and r.keep_alive == -1
+
+
 def test_node_env_and_flags() -> None:
     env = {
         "FLEET_NODE_ROUTER_URL": "http://r:11435/",

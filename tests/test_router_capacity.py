@@ -186,3 +186,17 @@ async def test_tags_from_body_and_header_never_reach_the_node(nursery: trio.Nurs
     assert recent[-1].tags == ("agent-7", "billing", "nightly")
     bad = await fleet.http.post(fleet.url + "/v1/chat/completions", json={**CHAT, "metadata": {"tags": [1]}})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "metadata.tags"
+
+
+async def test_paused_node_is_skipped_until_resumed(nursery: trio.Nursery, tmp_path: Path) -> None:
+    nodes = {"a": FakeOllama([FakeModel(MODEL)], loaded=[MODEL]), "b": FakeOllama([FakeModel(MODEL)])}
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+    assert (await fleet.http.post(fleet.url + "/fleet/nodes/a/pause")).json() == {"node_id": "a", "paused": True}
+    resp = await fleet.http.post(fleet.url + "/api/chat", json={**CHAT, "stream": False})
+    assert resp.headers["x-herd-node"] == "b"
+    status = (await fleet.http.get(fleet.url + "/fleet/status")).json()
+    assert {n["node_id"]: n["paused"] for n in status["nodes"]} == {"a": True, "b": False}
+    await fleet.http.post(fleet.url + "/fleet/nodes/a/resume")
+    resp = await fleet.http.post(fleet.url + "/api/chat", json={**CHAT, "stream": False})
+    assert resp.headers["x-herd-node"] == "a"
+    assert (await fleet.http.post(fleet.url + "/fleet/nodes/zzz/pause")).status_code == 404

@@ -25,6 +25,7 @@ class Registry:
         self.snapshot = FleetSnapshot()
         self._changed = trio.Event()
         self._on_swap = on_swap
+        self.paused: set[str] = set()  # nodes an operator took out of rotation (kept across heartbeats)
 
     def _swap(self, snap: FleetSnapshot) -> None:
         if snap is self.snapshot:
@@ -45,6 +46,15 @@ class Registry:
             log.info("node %s joined (%s)", hb.node_id, hb.backend_url)
         elif hb.draining and not before.heartbeat.draining:
             log.info("node %s is draining", hb.node_id)
+
+    def pause(self, node_id: str, paused: bool) -> bool:
+        """Take a node out of rotation (or back in); False if the node is unknown."""
+        if node_id not in self.snapshot.nodes:
+            return False
+        (self.paused.add if paused else self.paused.discard)(node_id)
+        log.info("node %s %s", node_id, "paused" if paused else "resumed")
+        self._on_swap()
+        return True
 
     def tick(self) -> None:
         before = self.snapshot

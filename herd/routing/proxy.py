@@ -95,7 +95,7 @@ class Proxy:
             capacity=self.slots.room,
             latency=self.latency.all,
             latency_version=self.latency.version,
-            broken=self.breakers.open_nodes(now),
+            broken=self.breakers.open_nodes(now) | self.registry.paused,
             exclude=exclude,
         )
 

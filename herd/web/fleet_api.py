@@ -10,6 +10,7 @@ from quart import Blueprint, Response, request
 
 from herd import __version__
 from herd.dialects.ollama import parse_body
+from herd.errors import NotFound
 from herd.fleet.heartbeat import parse_heartbeat
 from herd.fleet.state import NodeState
 from herd.services import RouterServices
@@ -17,7 +18,7 @@ from herd.services import RouterServices
 JSON = "application/json; charset=utf-8"
 
 
-def _node_json(node: NodeState, now: float, in_flight: int) -> dict[str, Any]:
+def _node_json(node: NodeState, now: float, in_flight: int, paused: bool) -> dict[str, Any]:
     hb = node.heartbeat
     return {
         "node_id": node.node_id,
@@ -29,6 +30,7 @@ def _node_json(node: NodeState, now: float, in_flight: int) -> dict[str, Any]:
         "backend_version": hb.backend_version,
         "agent_version": hb.agent_version,
         "draining": hb.draining,
+        "paused": paused,
         "last_seen_seconds_ago": round(now - node.last_seen, 3),
         "in_flight": in_flight,
         "host": {
@@ -65,7 +67,10 @@ def blueprint(svc: RouterServices) -> Blueprint:
         per_node: dict[str, int] = {}
         for (node_id, _), n in svc.slots.in_flight.items():
             per_node[node_id] = per_node.get(node_id, 0) + n
-        nodes = [_node_json(n, now, per_node.get(n.node_id, 0)) for n in snap.nodes.values()]
+        nodes = [
+            _node_json(n, now, per_node.get(n.node_id, 0), n.node_id in svc.registry.paused)
+            for n in snap.nodes.values()
+        ]
         nodes.sort(key=lambda n: n["node_id"])
         counts = {s: sum(1 for n in nodes if n["status"] == s) for s in ("online", "degraded", "offline")}
         payload = {
@@ -74,6 +79,19 @@ def blueprint(svc: RouterServices) -> Blueprint:
             "summary": {**counts, "in_flight": svc.slots.total()},
         }
         return Response(json.dumps(payload), content_type=JSON)
+
+    @bp.post("/fleet/nodes/<node_id>/pause")
+    async def pause(node_id: str) -> Response:
+        return _paused(node_id, True)
+
+    @bp.post("/fleet/nodes/<node_id>/resume")
+    async def resume(node_id: str) -> Response:
+        return _paused(node_id, False)
+
+    def _paused(node_id: str, paused: bool) -> Response:
+        if not svc.registry.pause(node_id, paused):
+            raise NotFound(f"no node '{node_id}' in the fleet", param="node_id")
+        return Response(json.dumps({"node_id": node_id, "paused": paused}), content_type=JSON)
 
     @bp.get("/fleet/queue")
     async def queue() -> Response:
