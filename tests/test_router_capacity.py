@@ -191,7 +191,10 @@ async def test_tags_from_body_and_header_never_reach_the_node(nursery: trio.Nurs
 async def test_paused_node_is_skipped_until_resumed(nursery: trio.Nursery, tmp_path: Path) -> None:
     nodes = {"a": FakeOllama([FakeModel(MODEL)], loaded=[MODEL]), "b": FakeOllama([FakeModel(MODEL)])}
     fleet = await start_fleet(nursery, tmp_path, nodes)
-    assert (await fleet.http.post(fleet.url + "/fleet/nodes/a/pause")).json() == {"node_id": "a", "paused": True}
+    assert (await fleet.http.post(fleet.url + "/fleet/nodes/a/pause")).json() == {
+        "node_id": "a",
+        "paused": True,
+    }
     resp = await fleet.http.post(fleet.url + "/api/chat", json={**CHAT, "stream": False})
     assert resp.headers["x-herd-node"] == "b"
     status = (await fleet.http.get(fleet.url + "/fleet/status")).json()
