@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from herd import __version__
-from herd.config import DEFAULT_OLLAMA_URL, DEFAULT_ROUTER_PORT, NodeConfig, RouterConfig, RoutingConfig
+from herd.config import (
+    DEFAULT_OLLAMA_URL,
+    DEFAULT_ROUTER_PORT,
+    NodeConfig,
+    RouterConfig,
+    RoutingConfig,
+    UpstreamConfig,
+)
 
 
 def _env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -122,6 +129,21 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "Ollama's own)",
     )
 
+    run.add_argument(
+        "--stream-idle-timeout",
+        type=float,
+        default=float(env.get("FLEET_STREAM_IDLE_TIMEOUT", 300.0)),
+        help="seconds a backend may stay silent mid-stream before the stream is cut and recorded "
+        "(env FLEET_STREAM_IDLE_TIMEOUT; default 300)",
+    )
+    run.add_argument(
+        "--first-byte-timeout",
+        type=float,
+        default=float(env.get("FLEET_FIRST_BYTE_TIMEOUT", 300.0)),
+        help="seconds to wait for a node's first byte, model load included, before trying another node "
+        "(env FLEET_FIRST_BYTE_TIMEOUT; default 300)",
+    )
+
     node = sub.add_parser(
         "node",
         help="start a node agent beside a backend",
@@ -200,6 +222,10 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
         mdns_interfaces=_interfaces(args.mdns_interface, env),
         max_retries=max(0, args.max_retries),
         graceful_timeout=max(0.0, args.graceful_timeout),
+        upstream=UpstreamConfig(
+            idle_timeout=max(1.0, args.stream_idle_timeout),
+            first_byte_timeout=max(1.0, args.first_byte_timeout),
+        ),
         routing=RoutingConfig(
             queue_timeout=max(0.0, args.queue_timeout),
             default_parallel=max(1, args.default_parallel),

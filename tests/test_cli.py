@@ -51,6 +51,9 @@ def test_routing_flags() -> None:
     )
     r = router_config(args, env).routing
     assert (r.queue_timeout, r.default_parallel, r.vram_fallback, r.keep_alive) == (5.0, 2, True, "1h")
+    args, env = parse(["run", "--stream-idle-timeout", "60", "--first-byte-timeout", "90"])
+    u = router_config(args, env).upstream
+    assert (u.idle_timeout, u.first_byte_timeout) == (60.0, 90.0)
     args, env = parse(["run"], {"FLEET_VRAM_FALLBACK": "1", "FLEET_KEEP_ALIVE": "-1"})
     r = router_config(args, env).routing
     assert r.vram_fallback and r.keep_alive == -1
