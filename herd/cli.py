@@ -263,7 +263,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
         cfg = router_config(args, env)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        trio.run(main_router, cfg)
+        failed: list[BaseException] = []
+        try:
+            trio.run(main_router, cfg)
+        except* OSError as group:  # typically: the port is taken
+            failed.extend(group.exceptions)
+        if failed:
+            leaf = failed[0]
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            print(f"herd run: cannot serve on {cfg.host}:{cfg.port}: {leaf}", file=sys.stderr)
+            return 2
         return 0
     from herd.nursery.node import run_node
 

@@ -172,3 +172,12 @@ def test_latency_book_p75() -> None:
     assert stats is not None and stats.n == 4
     assert stats.ttft_s == 0.5 and stats.duration_s == 5 and stats.tokens_per_s == 20
     assert book.model_duration("m") == 5 and book.model_duration("x") is None
+
+
+def test_an_abandoned_probe_lets_the_next_request_probe() -> None:
+    b = Breakers(threshold=1, cooldown=10)
+    b.failure("n", 0.0)
+    b.attempt("n", 11.0)
+    assert not b.allows("n", 11.5)  # one probe in flight
+    b.abandon("n")  # the client left before the node answered
+    assert b.allows("n", 11.6) and b.state("n").opened_at == 0.0

@@ -57,6 +57,12 @@ class Breakers:
         if state is not None:
             self._states[node_id] = on_attempt(state, now, self.cooldown)
 
+    def abandon(self, node_id: str) -> None:
+        """A probe ended without a verdict (the client left): let the next request probe instead."""
+        state = self._states.get(node_id)
+        if state is not None and state.probing:
+            self._states[node_id] = BreakerState(state.failures, state.opened_at, probing=False)
+
     def success(self, node_id: str) -> None:
         self._states.pop(node_id, None)
 

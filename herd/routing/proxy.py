@@ -170,11 +170,15 @@ class Proxy:
             self.breakers.attempt(node.node_id, trio.current_time())
             body, protected = body_for(plan, node, model)
             rec.context_protected = protected
+            verdict = False
             try:
                 opened = await self._attempt(
                     scope, node, model, path, encode(body) if raw is None or protected else raw
                 )
+                verdict = True
             except UpstreamStatus as exc:
+                verdict = True
+                self.breakers.success(node.node_id)  # it answered: reachable, whatever it said
                 await scope.aclose()
                 if exc.status == 503:
                     # Ollama's "server busy": the node is saturated, not broken. Wait for a slot instead of
@@ -187,8 +191,9 @@ class Proxy:
                 last_status = exc
                 failures.append(f"{node.node_id}: HTTP {exc.status} {exc.message}")
             except UpstreamError as exc:
+                verdict = True
                 await scope.aclose()
-                if exc.kind == "connect":
+                if exc.kind == "connect" or self.breakers.state(node.node_id).probing:
                     self.breakers.failure(node.node_id, trio.current_time())
                 failures.append(f"{node.node_id}: {exc}")
             else:
@@ -198,6 +203,9 @@ class Proxy:
                 rec.node_id = node.node_id
                 rec.ttft = trio.current_time() - rec.started
                 return opened
+            finally:
+                if not verdict:
+                    self.breakers.abandon(node.node_id)
             tried.add(node.node_id)
             log.warning("attempt %d for %s on %s failed: %s", len(tried), model, node.node_id, failures[-1])
         if last_status is not None and len(failures) == 1:
