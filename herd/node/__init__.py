@@ -1,0 +1,1 @@
+"""The node agent (`herd node`, and the router's local node): probes, heartbeats, drain."""

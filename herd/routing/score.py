@@ -2,9 +2,9 @@
 an immutable fleet snapshot plus a small view of live load. `herd.routing.proxy` asks `Scorer.rank` before
 every attempt; `docs/routing.md` gives every formula and default (a test keeps it in step with `Weights`).
 
-Fast at fleet scale: everything that depends only on the snapshot and the latency book is computed once per
-(snapshot version, latency version, model) and kept sorted; a decision then re-scores only the nodes that have
-requests in flight for the model and merges them with the best idle ones.
+Fast at fleet scale: the load-independent part of each node's score (`herd.routing.signals`) is kept per model
+in a sorted index that a new snapshot updates only for the nodes that changed; a decision then scores the
+nodes with requests in flight for the model plus the best few idle ones.
 """
 
 from __future__ import annotations
@@ -13,125 +13,19 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
-from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus
+from herd.fleet.state import FleetSnapshot, NodeState
 from herd.routing.latency import LatencyStats
-
-SIGNALS = ("thermal", "memory", "queue", "wait", "role", "availability", "context")
-
-
-@dataclass(frozen=True, slots=True)
-class Weights:
-    thermal: float = 3.0
-    memory: float = 1.0
-    queue: float = 2.0
-    wait: float = 3.0
-    role: float = 0.5
-    availability: float = 1.0
-    context: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class ScoringConfig:
-    weights: Weights = field(default_factory=Weights)
-    warm_window: float = 600.0  # s since a model left memory that still counts as warm
-    warm_value: float = 0.5  # thermal signal of a warm model (hot = 1, cold = 0)
-    critical_memory: float = 0.03  # below this share of memory available, no cold loads
-    fit_margin: float = 0.9  # a cold model must fit in this share of the node's total memory
-    default_duration: float = 5.0  # s per request when nothing has been observed
-    cold_load: float = 10.0  # s a cold load is assumed to take when nothing has been observed
-    context_reload: float = 0.2  # context signal when the loaded context is too small (forces a reload)
-    top: int = 8  # candidates returned per decision
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """What the request asks for, as far as routing cares."""
-
-    model: str
-    num_ctx: int | None = None
-    prompt_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    node: NodeState
-    score: float
-    breakdown: Mapping[str, float]
-    full: bool
-    hot: bool
-    est_wait: float
-
-
-def _size(node: NodeState, model: str) -> int:
-    return node.sizes.get(model, 0)
-
-
-def _loaded_ctx(node: NodeState, model: str) -> int | None:
-    return node.contexts.get(model)
-
-
-def eliminate(node: NodeState, model: str, cfg: ScoringConfig, broken: frozenset[str]) -> str | None:
-    """Why `node` cannot take `model` at all, or None."""
-    hb = node.heartbeat
-    if node.status is not NodeStatus.ONLINE:
-        return node.status.value
-    if hb.draining:
-        return "draining"
-    if not hb.backend_up:
-        return "backend down"
-    if model not in node.models:
-        return "model absent"
-    if node.node_id in broken:
-        return "circuit open"
-    if model not in node.loaded:
-        host = hb.host
-        size = _size(node, model)
-        if host.mem_total and size > cfg.fit_margin * host.mem_total:
-            return "does not fit in memory"
-        if host.mem_total and host.mem_available / host.mem_total < cfg.critical_memory:
-            return "critical memory pressure"
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Static:
-    """The per-snapshot part of a node's score for one model (load-independent signals)."""
-
-    node: NodeState
-    hot: bool
-    thermal: float
-    memory: float
-    role: float
-    availability: float
-    load_cost: float  # seconds to load first (0 when hot)
-    loaded_ctx: int | None
-
-
-def _static(
-    node: NodeState, model: str, cfg: ScoringConfig, now: float, fleet_mem: int, fleet_size: int
-) -> _Static:
-    hb = node.heartbeat
-    hot = model in node.loaded
-    if hot:
-        thermal = 1.0
-    else:
-        unloaded = node.unloaded_at.get(model)
-        thermal = cfg.warm_value if unloaded is not None and now - unloaded < cfg.warm_window else 0.0
-    size = _size(node, model)
-    if hot:
-        memory = 1.0
-    elif hb.host.mem_total:
-        memory = min(1.0, max(0.0, (hb.host.mem_available - size) / hb.host.mem_total) * 2)
-    else:
-        memory = 0.5
-    model_rank = size / fleet_size if fleet_size else 0.5
-    node_rank = hb.host.mem_total / fleet_mem if fleet_mem else 0.5
-    role = 1.0 - abs(model_rank - node_rank)
-    availability = 1.0 / (1.0 + len(node.incidents))
-    load_cost = 0.0 if hot else cfg.cold_load * (0.5 if thermal > 0 else 1.0)
-    return _Static(node, hot, thermal, memory, role, availability, load_cost, _loaded_ctx(node, model))
+from herd.routing.signals import (  # noqa: F401  (re-exported: the scorer's public types live here too)
+    SIGNALS,
+    Candidate,
+    Facts,
+    ScoringConfig,
+    Weights,
+    _Static,
+    _static,
+    eliminate,
+)
 
 
 class _ModelIndex:
