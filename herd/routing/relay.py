@@ -114,3 +114,13 @@ async def openai_whole(opened: Opened, outcome: Outcome, acc: ChatAccumulator) -
     if not outcome.done:
         raise UpstreamFailed(_cut(opened, outcome, "response ended before it was complete"))
     return acc.result()
+
+
+async def json_body(opened: Opened, outcome: Outcome) -> bytes:
+    """A one-object JSON reply with no `done` marker (embeddings): the whole body, or a 502 if it broke off."""
+    try:
+        body = await opened.lines.read_all()
+    except UpstreamError as exc:
+        raise UpstreamFailed(_cut(opened, outcome, str(exc))) from exc
+    outcome.done = True
+    return body

@@ -11,6 +11,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
+from herd.dialects import embeddings
 from herd.dialects import ollama as codec
 from herd.dialects.tags import extract_tags
 from herd.errors import ModelNotFound
@@ -76,6 +77,38 @@ def blueprint(svc: RouterServices) -> Blueprint:
     @bp.post("/api/generate")
     async def generate() -> Response:
         return await generate_like("/api/generate", codec.validate_generate)
+
+    async def embed_like(path: str, validate: Any) -> Response:
+        raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        body, tags, changed = extract_tags(codec.parse_body(raw), request.headers.get("X-Herd-Tags"))
+        validate(body)
+        plan = policies.plan(
+            body,
+            strict_header=request.headers.get("X-Herd-Strict"),
+            snap=svc.registry.snapshot,
+            cfg=svc.policy,
+        )
+        outcome = svc.recorder.begin(
+            request.scope,
+            dialect="ollama",
+            path=path,
+            requested_model=body["model"],
+            model=plan.requested,
+            stream=False,
+            tags=tags,
+        )
+        forward = raw if not changed and plan.body is body else None
+        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, forward)
+        data = await relay.json_body(opened, outcome)
+        return Response(data, content_type=JSON, headers=outcome.response_headers())
+
+    @bp.post("/api/embed")
+    async def embed() -> Response:
+        return await embed_like("/api/embed", embeddings.validate_embed)
+
+    @bp.post("/api/embeddings")
+    async def embeddings_legacy() -> Response:
+        return await embed_like("/api/embeddings", embeddings.validate_legacy)
 
     @bp.post("/api/show")
     async def show() -> Response:

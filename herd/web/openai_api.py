@@ -9,6 +9,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
+from herd.dialects import embeddings
 from herd.dialects import ollama as ollama_codec
 from herd.dialects import openai as codec
 from herd.dialects.tags import extract_tags
@@ -72,6 +73,32 @@ def blueprint(svc: RouterServices) -> Blueprint:
                 plan, outcome.final, str(message.get("reasoning") or ""), str(message.get("content") or "")
             )
         return _json(result, headers)
+
+    @bp.post("/v1/embeddings")
+    async def create_embeddings() -> Response:
+        body = ollama_codec.parse_body(
+            await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        )
+        body, tags, _ = extract_tags(body, request.headers.get("X-Herd-Tags"))
+        upstream_body, opts = embeddings.openai_request(body)
+        plan = policies.plan(
+            upstream_body,
+            strict_header=request.headers.get("X-Herd-Strict"),
+            snap=svc.registry.snapshot,
+            cfg=svc.policy,
+        )
+        outcome = svc.recorder.begin(
+            request.scope,
+            dialect="openai",
+            path="/api/embed",
+            requested_model=opts.model,
+            model=plan.requested,
+            stream=False,
+            tags=tags,
+        )
+        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
+        reply = json.loads(await relay.json_body(opened, outcome))
+        return _json(embeddings.openai_response(reply, opts), outcome.response_headers())
 
     @bp.get("/v1/models")
     async def models() -> Response:
