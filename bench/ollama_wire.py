@@ -27,6 +27,11 @@ SCHEMAS = {"/api/chat": ("ChatRequest", CHAT), "/api/generate": ("GenerateReques
 SCHEMAS |= {"/api/show": ("ShowRequest", {"model": "string", "name": "string", "verbose": "bool"})}
 SCHEMAS |= {"/api/embed": ("EmbedRequest", {"model": "string", "truncate": "bool", "keep_alive": "duration"})}
 SCHEMAS |= {"/api/embeddings": ("EmbeddingRequest", {"model": "string", "prompt": "string"})}
+SCHEMAS |= {
+    "/api/pull": ("PullRequest", {"model": "string", "name": "string", "insecure": "bool", "stream": "bool"})
+}
+SCHEMAS |= {"/api/delete": ("DeleteRequest", {"model": "string", "name": "string"})}
+SCHEMAS |= {"/api/copy": ("CopyRequest", {"source": "string", "destination": "string"})}
 GO_SYNTAX = {"Expecting property name": "looking for beginning of object key string"}
 GO_SYNTAX |= {"Expecting ':'": "after object key", "Expecting ','": "after object key:value pair"}
 DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")

@@ -50,6 +50,7 @@ Send = Callable[[Message], Awaitable[None]]
 JSON_CT = b"application/json; charset=utf-8"
 ROUTES = {"/": "GET HEAD", "/api/version": "GET HEAD", "/api/tags": "GET HEAD", "/api/ps": "GET"}
 ROUTES |= dict.fromkeys(("/api/show", "/api/chat", "/api/generate", "/api/embed", "/api/embeddings"), "POST")
+ROUTES |= {"/api/pull": "POST", "/api/copy": "POST", "/api/delete": "DELETE"}
 
 
 def response(status: int, body: bytes, ctype: bytes = JSON_CT) -> list[Message]:
@@ -124,7 +125,7 @@ class FakeOllama:
             text = b"405 method not allowed" if allowed else b"404 page not found"
             return await _send(send, response(405 if allowed else 404, text, b"text/plain"))
         try:
-            if method != "POST":
+            if method in ("GET", "HEAD"):
                 return await _send(send, self._get(path))
             try:
                 req = decode(raw, path)
@@ -170,6 +171,8 @@ class FakeOllama:
             return await _send(
                 send, response(200, dumps(show_body(self._model(name or req["name"]), self._modified)))
             )
+        if path in ("/api/pull", "/api/delete", "/api/copy"):
+            return await self._manage(path, req, send)
         if path in ("/api/embed", "/api/embeddings"):
             self._load(self._model(name), keep_alive_seconds(req.get("keep_alive")))
             return await _send(send, response(200, dumps(embed_body(req, path == "/api/embeddings"))))
@@ -191,6 +194,43 @@ class FakeOllama:
                 send, response(200, dumps(body | {"done_reason": "unload" if keep == 0 else "load"}))
             )
         await self._generate(req, chat, cold, receive, send, model.name if keep == 0 else None)
+
+    async def _manage(self, path: str, req: Body, send: Send) -> None:
+        """Model management like Ollama's: pull streams progress and adds the model; delete and copy."""
+        if path == "/api/delete":
+            model = self._model(req.get("model") or req.get("name") or "")
+            del self.models[norm(model.name)]
+            return await _send(send, response(200, b""))
+        if path == "/api/copy":
+            source = self._model(req.get("source") or "")
+            dest = FakeModel(req.get("destination") or "", size=source.size, family=source.family)
+            self.models[norm(dest.name)] = dest
+            return await _send(send, response(200, b""))
+        name = req.get("model") or req.get("name") or ""
+        digest = "sha256:" + "ab" * 32
+        steps: list[Body] = [{"status": "pulling manifest"}]
+        steps += [
+            {"status": f"pulling {digest[7:19]}", "digest": digest, "total": 400, "completed": c}
+            for c in (0, 200, 400)
+        ]
+        steps += [
+            {"status": "verifying sha256 digest"},
+            {"status": "writing manifest"},
+            {"status": "success"},
+        ]
+        self.models[norm(name)] = FakeModel(name)
+        if req.get("stream") is False:
+            return await _send(send, response(200, dumps(steps[-1])))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/x-ndjson")],
+            }
+        )
+        for step in steps[:-1]:
+            await send({"type": "http.response.body", "body": dumps(step) + b"\n", "more_body": True})
+        await send({"type": "http.response.body", "body": dumps(steps[-1]) + b"\n"})
 
     async def _generate(
         self, req: Body, chat: bool, cold: bool, receive: Receive, send: Send, unload: str | None

@@ -1,0 +1,122 @@
+"""Model management routes: `POST /api/pull` to the best node (or the one named in the body) relaying Ollama's
+NDJSON progress, `DELETE /api/delete` and `POST /api/copy` on a named node or on every node that has the model.
+These are not generations: they hold no slot and skip the holding queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import trio
+from quart import Blueprint, Response, request
+
+from herd.backends.upstream import UpstreamError
+from herd.dialects import ollama as codec
+from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, NotFound, UpstreamFailed, UpstreamStatus
+from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
+from herd.reqscope import request_stack
+from herd.services import RouterServices
+
+JSON = "application/json; charset=utf-8"
+
+
+def _name(body: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    raise BadRequest(f"'{keys[0]}' is required and must be a non-empty string", param=keys[0])
+
+
+def _named_node(snap: FleetSnapshot, body: dict[str, Any]) -> NodeState | None:
+    node_id = body.get("node")
+    if node_id is None:
+        return None
+    if not isinstance(node_id, str) or node_id not in snap.nodes:
+        raise NotFound(f"no node '{node_id}' in the fleet", param="node")
+    return snap.nodes[node_id]
+
+
+def pull_target(snap: FleetSnapshot) -> NodeState:
+    """Where a pull should land: the routable node with the most free memory, then free disk."""
+    nodes = [n for n in snap.nodes.values() if n.routable]
+    if not nodes:
+        raise NoNodeAvailable("no node is online to pull to", retry_after=5)
+    return max(nodes, key=lambda n: (n.heartbeat.host.mem_available, n.heartbeat.host.disk_free, n.node_id))
+
+
+def blueprint(svc: RouterServices) -> Blueprint:
+    bp = Blueprint("manage", __name__)
+
+    async def forward(node: NodeState, method: str, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        try:
+            with trio.fail_after(svc.cfg.upstream.first_byte_timeout):
+                async with svc.upstream.stream(method, node.url + path, json.dumps(body).encode()) as resp:
+                    return resp.status, await resp.read()
+        except (UpstreamError, trio.TooSlowError) as exc:
+            raise UpstreamFailed(f"{path} on {node.node_id} failed: {exc}") from exc
+
+    @bp.post("/api/pull")
+    async def pull() -> Response:
+        body = codec.parse_body(await request.get_data(cache=False, as_text=False, parse_form_data=False))
+        model = _name(body, "model", "name")
+        snap = svc.registry.snapshot
+        node = _named_node(snap, body) or pull_target(snap)
+        upstream_body = {k: v for k, v in body.items() if k != "node"}
+        headers = {"X-Herd-Node": node.node_id, "X-Herd-Model": normalize_model(model)}
+        if not codec.wants_stream(body):
+            status, data = await forward(node, "POST", "/api/pull", upstream_body)
+            return Response(data, status=status, content_type=JSON, headers=headers)
+        stack = request_stack(request.scope)
+        try:
+            resp = await stack.enter_async_context(
+                svc.upstream.stream("POST", node.url + "/api/pull", json.dumps(upstream_body).encode())
+            )
+        except UpstreamError as exc:
+            raise UpstreamFailed(f"/api/pull on {node.node_id} failed: {exc}") from exc
+        if resp.status != 200:
+            raise UpstreamStatus(resp.status, (await resp.read()).decode("utf-8", "replace")[:300])
+
+        async def progress() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in resp.chunks():
+                    yield chunk
+            except UpstreamError as exc:
+                yield codec.error_line(f"herd: pull on {node.node_id} broke off: {exc}")
+
+        response = Response(progress(), content_type="application/x-ndjson", headers=headers)
+        response.timeout = None
+        return response
+
+    async def on_nodes(path: str, method: str, body: dict[str, Any], model: str) -> Response:
+        snap = svc.registry.snapshot
+        named = _named_node(snap, body)
+        wanted = normalize_model(model)
+        targets = [named] if named else [n for n in snap.nodes.values() if n.routable and wanted in n.models]
+        if not targets:
+            raise ModelNotFound(f"model '{model}' not found on any node", param="model")
+        upstream_body = {k: v for k, v in body.items() if k != "node"}
+        results: dict[str, int] = {}
+        for node in targets:
+            status, _ = await forward(node, method, path, upstream_body)
+            results[node.node_id] = status
+        ok = [n for n, s in results.items() if s == 200]
+        status = 200 if ok else (404 if all(s == 404 for s in results.values()) else 502)
+        payload: dict[str, Any] = {"nodes": results}
+        if not ok:
+            payload["error"] = f"{path} failed on every node: {results}"
+        return Response(json.dumps(payload), status=status, content_type=JSON)
+
+    @bp.delete("/api/delete")
+    async def delete() -> Response:
+        body = codec.parse_body(await request.get_data(cache=False, as_text=False, parse_form_data=False))
+        return await on_nodes("/api/delete", "DELETE", body, _name(body, "model", "name"))
+
+    @bp.post("/api/copy")
+    async def copy() -> Response:
+        body = codec.parse_body(await request.get_data(cache=False, as_text=False, parse_form_data=False))
+        _name(body, "destination")
+        return await on_nodes("/api/copy", "POST", body, _name(body, "source"))
+
+    return bp

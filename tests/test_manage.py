@@ -1,0 +1,61 @@
+"""Model management through the router: pull (progress relayed), delete and copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ollama
+import trio
+from fake_ollama import FakeModel, FakeOllama
+from harness import start_fleet
+
+MODEL = "llama3.2:3b"
+
+
+def two_nodes() -> dict[str, FakeOllama]:
+    return {"a": FakeOllama([FakeModel(MODEL)]), "b": FakeOllama([FakeModel(MODEL)])}
+
+
+async def test_pull_goes_to_the_roomiest_node_and_relays_progress(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    nodes = two_nodes()
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+    host = {"cpu_count": 2, "mem_total": 64 * 2**30, "disk_free": 2**40, "load": [0, 0, 0]}
+    await fleet.beat("a", host={**host, "mem_available": 8 * 2**30})
+    await fleet.beat("b", host={**host, "mem_available": 48 * 2**30})
+    client = ollama.Client(host=fleet.url, trust_env=False)
+    try:
+        steps = await trio.to_thread.run_sync(lambda: list(client.pull("qwen3:8b", stream=True)))
+    finally:
+        client.close()
+    assert steps[0].status == "pulling manifest" and steps[-1].status == "success"
+    assert any(s.total and s.completed == s.total for s in steps)
+    assert "qwen3:8b" in nodes["b"].models and "qwen3:8b" not in nodes["a"].models
+    resp = await fleet.http.post(
+        fleet.url + "/api/pull", json={"model": "phi4:14b", "node": "a", "stream": False}
+    )
+    assert (
+        resp.status_code == 200
+        and resp.json() == {"status": "success"}
+        and resp.headers["x-herd-node"] == "a"
+    )
+    assert "node" not in nodes["a"].requests[-1][1]
+    assert (
+        await fleet.http.post(fleet.url + "/api/pull", json={"model": "x", "node": "zz"})
+    ).status_code == 404
+    assert (await fleet.http.post(fleet.url + "/api/pull", json={"stream": False})).status_code == 400
+
+
+async def test_delete_everywhere_or_on_one_node_and_copy(nursery: trio.Nursery, tmp_path: Path) -> None:
+    nodes = two_nodes()
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+    resp = await fleet.http.post(
+        fleet.url + "/api/copy", json={"source": MODEL, "destination": "mine:v1", "node": "a"}
+    )
+    assert resp.status_code == 200 and "mine:v1" in nodes["a"].models and "mine:v1" not in nodes["b"].models
+    resp = await fleet.http.request("DELETE", fleet.url + "/api/delete", json={"model": MODEL})
+    assert resp.status_code == 200 and resp.json()["nodes"] == {"a": 200, "b": 200}
+    assert MODEL not in nodes["a"].models and MODEL not in nodes["b"].models
+    resp = await fleet.http.request("DELETE", fleet.url + "/api/delete", json={"model": "ghost:1b"})
+    assert resp.status_code == 404
