@@ -43,7 +43,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="console log level (env FLEET_LOG_LEVEL; default info)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,node}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,node,pull}")
 
     run = sub.add_parser("run", help="start the router", description="Start the herd router.")
     run.add_argument(
@@ -190,6 +190,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="IP",
         help="IPv4 address to browse for the router on; repeatable (env FLEET_MDNS_INTERFACES)",
     )
+    pull = sub.add_parser(
+        "pull",
+        help="pull a model onto the fleet",
+        description="Pull a model onto the best node, or a named one.",
+    )
+    pull.add_argument("model", help="model to pull, e.g. llama3.2:3b")
+    pull.add_argument("--node", default=None, help="node to pull onto (default: most free memory, then disk)")
+    pull.add_argument(
+        "--router-url",
+        default=env.get("FLEET_ROUTER_URL", f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"),
+        help=f"the router (env FLEET_ROUTER_URL; default http://127.0.0.1:{DEFAULT_ROUTER_PORT})",
+    )
     return parser
 
 
@@ -258,6 +270,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     )
     import trio
 
+    if args.command == "pull":
+        from herd.pullcmd import pull
+
+        return pull(args.router_url, args.model, args.node)
     if args.command == "run":
         from herd.nursery.router import main_router
 

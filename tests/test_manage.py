@@ -59,3 +59,31 @@ async def test_delete_everywhere_or_on_one_node_and_copy(nursery: trio.Nursery, 
     assert MODEL not in nodes["a"].models and MODEL not in nodes["b"].models
     resp = await fleet.http.request("DELETE", fleet.url + "/api/delete", json={"model": "ghost:1b"})
     assert resp.status_code == 404
+
+
+def test_progress_bar_rendering() -> None:
+    from herd.pullcmd import render
+
+    assert render({"status": "pulling manifest"}) == "pulling manifest"
+    line = render({"status": "pulling abc", "total": 400, "completed": 100}, width=8)
+    assert line.endswith("[##......]  25%") and line.startswith("pulling abc")
+
+
+async def test_herd_pull_command(nursery: trio.Nursery, tmp_path: Path) -> None:
+    import io
+
+    from herd.pullcmd import pull
+
+    nodes = two_nodes()
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+    out = io.StringIO()
+    rc = await trio.to_thread.run_sync(lambda: pull(fleet.url, "gemma3:4b", "b", out))
+    assert rc == 0 and "gemma3:4b" in nodes["b"].models
+    assert (
+        "pulling gemma3:4b on b" in out.getvalue()
+        and "100%" in out.getvalue()
+        and "success" in out.getvalue()
+    )
+    out = io.StringIO()
+    assert await trio.to_thread.run_sync(lambda: pull(fleet.url, "x", "nope", out)) == 1
+    assert "no node 'nope'" in out.getvalue()
