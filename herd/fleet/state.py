@@ -17,6 +17,7 @@ from herd.fleet.heartbeat import Heartbeat
 
 EMPTY_TIMES: Mapping[str, float] = MappingProxyType({})
 EMPTY_SIZES: Mapping[str, int] = MappingProxyType({})
+EMPTY_CAPS: Mapping[str, frozenset[str]] = MappingProxyType({})
 
 
 class NodeStatus(enum.StrEnum):
@@ -49,6 +50,8 @@ class NodeState:
     # derived once per heartbeat for scoring: model -> size on disk, model -> context it is loaded with
     sizes: Mapping[str, int] = field(default_factory=lambda: EMPTY_SIZES)
     contexts: Mapping[str, int] = field(default_factory=lambda: EMPTY_SIZES)
+    # model -> what it can do ("completion", "tools", "vision", "thinking", "embedding"), when the backend says
+    capabilities: Mapping[str, frozenset[str]] = field(default_factory=lambda: EMPTY_CAPS)
 
     @property
     def node_id(self) -> str:
@@ -79,6 +82,13 @@ class FleetSnapshot:
 
     def knows_model(self, model: str) -> bool:
         return any(model in n.models for n in self.nodes.values())
+
+    def lacks(self, model: str, needs: frozenset[str]) -> bool:
+        """Every node that has `model` says it cannot do all of `needs` (unknown capabilities count as able)."""
+        having = [n for n in self.nodes.values() if model in n.models]
+        return bool(having) and all(
+            model in n.capabilities and not needs <= n.capabilities[model] for n in having
+        )
 
 
 def status_for(last_seen: float, now: float, cfg: FleetConfig) -> NodeStatus:
@@ -117,6 +127,13 @@ def apply_heartbeat(snap: FleetSnapshot, hb: Heartbeat, now: float) -> FleetSnap
         incidents=incidents,
         sizes=MappingProxyType(
             {normalize_model(m["name"]): m["size"] for m in hb.models if isinstance(m.get("size"), int)}
+        ),
+        capabilities=MappingProxyType(
+            {
+                normalize_model(m["name"]): frozenset(c for c in m["capabilities"] if isinstance(c, str))
+                for m in hb.models
+                if isinstance(m.get("capabilities"), list)
+            }
         ),
         contexts=MappingProxyType(
             {

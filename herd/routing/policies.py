@@ -42,6 +42,7 @@ class Plan:
     body: dict[str, Any]  # the caller's body without herd's own fields
     thinking: bool
     num_predict: int | None  # after inflation, for the budget headers
+    needs: frozenset[str] = frozenset()  # capabilities the request needs ("vision" when it carries images)
 
 
 def is_thinking(model: str, body: dict[str, Any]) -> bool:
@@ -102,7 +103,12 @@ def plan(body: dict[str, Any], *, strict_header: str | None, snap: FleetSnapshot
             clean = {**clean, "options": {**options, "num_predict": num_predict}}
     if cfg.keep_alive is not None and "keep_alive" not in clean:
         clean = {**clean, "keep_alive": cfg.keep_alive}
-    return Plan(requested, tuple(dict.fromkeys(models)), strict, clean, thinking, num_predict)
+    messages = clean.get("messages")
+    has_images = bool(clean.get("images")) or (
+        isinstance(messages, list) and any(isinstance(m, dict) and m.get("images") for m in messages)
+    )
+    needs = frozenset({"vision"}) if has_images else frozenset()
+    return Plan(requested, tuple(dict.fromkeys(models)), strict, clean, thinking, num_predict, needs)
 
 
 def loaded_context(node: NodeState, model: str) -> int | None:

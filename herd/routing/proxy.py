@@ -113,7 +113,9 @@ class Proxy:
         if not ranked:
             if tried:
                 raise _Exhausted
-            raise no_candidate_error(self.registry.snapshot, facts.model, self.cfg.fleet.heartbeat_interval)
+            raise no_candidate_error(
+                self.registry.snapshot, facts.model, self.cfg.fleet.heartbeat_interval, facts.needs
+            )
         best = decide(ranked)
         if best is None:
             return None
@@ -146,7 +148,7 @@ class Proxy:
         rec.model, path = model, rec.path
         options = plan.body.get("options")
         num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
-        facts = Facts(model, num_ctx if isinstance(num_ctx, int) else None)
+        facts = Facts(model, num_ctx if isinstance(num_ctx, int) else None, needs=plan.needs)
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None

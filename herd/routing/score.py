@@ -162,13 +162,22 @@ class Scorer:
             for (node_id, m), n in in_flight.items()
             if n and m == model and node_id in by_node
         ]
+        needs = facts.needs
+
+        def usable(st: _Static) -> bool:
+            node_id = st.node.node_id
+            if node_id in exclude or node_id in broken:
+                return False
+            caps = st.node.capabilities.get(model) if needs else None
+            return caps is None or needs <= caps  # unknown capabilities count as able
+
         idle: list[_Static] = []
-        for _, node_id in idx.order:  # best first: the first few idle ones are the best idle ones
+        for _, node_id in idx.order:  # best first: the first few usable idle ones are the best idle ones
             if len(idle) >= self.cfg.top:
                 break
-            if not in_flight.get((node_id, model)):
+            if not in_flight.get((node_id, model)) and usable(by_node[node_id][1]):
                 idle.append(by_node[node_id][1])
-        pool = [s for s in busy + idle if s.node.node_id not in exclude and s.node.node_id not in broken]
+        pool = [st for st in busy if usable(st)] + idle
         if not pool:
             return []
         scored = [

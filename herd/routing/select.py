@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from herd.errors import ModelNotFound, NoNodeAvailable
+from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable
 from herd.fleet.state import FleetSnapshot, NodeState
 
 
@@ -34,8 +34,15 @@ def rank(
     return candidates
 
 
-def no_candidate_error(snap: FleetSnapshot, model: str, retry_after: float) -> Exception:
-    """Why `rank` came back empty, as the error the client should see."""
+def no_candidate_error(
+    snap: FleetSnapshot, model: str, retry_after: float, needs: frozenset[str] = frozenset()
+) -> Exception:
+    """Why ranking came back empty, as the error the client should see."""
+    if needs and snap.lacks(model, needs):
+        return BadRequest(
+            f"model '{model}' does not support {', '.join(sorted(needs))} (send it to a model that does)",
+            param="model",
+        )
     if not snap.knows_model(model):
         return ModelNotFound(f"model '{model}' not found on any node, try pulling it first", param="model")
     return NoNodeAvailable(

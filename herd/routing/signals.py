@@ -43,6 +43,7 @@ class Facts:
     model: str
     num_ctx: int | None = None
     prompt_tokens: int = 0
+    needs: frozenset[str] = frozenset()  # capabilities the request needs, e.g. {"vision"} for images
 
 
 @dataclass(frozen=True, slots=True)
