@@ -1,7 +1,7 @@
 """Relays: turn an opened backend stream into the bytes the caller's dialect expects.
 
 Fast path (Ollama caller, Ollama node): lines pass through untouched; only the final `done` line is parsed.
-OpenAI callers get each chunk re-encoded by `herd.dialects.openai`. A failure after the first byte ends the
+OpenAI and Anthropic callers get each chunk re-encoded by their dialect's encoder. A failure after the first byte ends the
 stream with a well-formed error in the caller's dialect, never a silently cut body.
 """
 
@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from herd.backends.upstream import UpstreamError
 from herd.dialects import ollama as ollama_codec
-from herd.dialects.openai import ChatAccumulator, ChatStreamEncoder
 from herd.errors import UpstreamFailed
 from herd.routing.proxy import Opened
 from herd.routing.record import RequestRecord as Outcome
@@ -88,8 +87,24 @@ async def _chunks(opened: Opened, outcome: Outcome) -> AsyncIterator[dict[str, A
         yield chunk
 
 
-async def openai_sse(opened: Opened, outcome: Outcome, encoder: ChatStreamEncoder) -> AsyncIterator[bytes]:
-    """OpenAI caller, `stream: true`: Ollama chunks re-encoded as SSE events, then `[DONE]`."""
+class StreamEncoder(Protocol):
+    """A caller dialect's stream encoder (OpenAI chat completions, Anthropic messages)."""
+
+    def encode(self, chunk: dict[str, Any]) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    def error_event(self, message: str) -> bytes: ...
+
+
+class Accumulator(Protocol):
+    def add(self, chunk: dict[str, Any]) -> None: ...
+
+    def result(self) -> dict[str, Any]: ...
+
+
+async def sse(opened: Opened, outcome: Outcome, encoder: StreamEncoder) -> AsyncIterator[bytes]:
+    """A translated caller, `stream: true`: Ollama chunks re-encoded as the caller's SSE events."""
     try:
         async for chunk in _chunks(opened, outcome):
             data = encoder.encode(chunk)
@@ -104,8 +119,8 @@ async def openai_sse(opened: Opened, outcome: Outcome, encoder: ChatStreamEncode
     yield encoder.finish()
 
 
-async def openai_whole(opened: Opened, outcome: Outcome, acc: ChatAccumulator) -> dict[str, Any]:
-    """OpenAI caller, `stream: false`: the chunks folded into one chat.completion object."""
+async def fold(opened: Opened, outcome: Outcome, acc: Accumulator) -> dict[str, Any]:
+    """A translated caller, `stream: false`: the chunks folded into the caller's one reply object."""
     try:
         async for chunk in _chunks(opened, outcome):
             acc.add(chunk)

@@ -35,10 +35,13 @@ def render(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    if request.path.startswith("/v1/"):
-        payload: dict[str, object] = {
-            "error": {"message": message, "type": openai_type, "param": param, "code": code}
-        }
+    if request.path == "/v1/messages":
+        kind = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}.get(
+            status, "api_error"
+        )
+        payload: dict[str, object] = {"type": "error", "error": {"type": kind, "message": message}}
+    elif request.path.startswith("/v1/"):
+        payload = {"error": {"message": message, "type": openai_type, "param": param, "code": code}}
     else:
         payload = {"error": message}
     return Response(

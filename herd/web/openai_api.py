@@ -9,7 +9,7 @@ from typing import Any
 
 from quart import Blueprint, Response, request
 
-from herd.dialects import embeddings
+from herd.dialects import anthropic, embeddings
 from herd.dialects import ollama as ollama_codec
 from herd.dialects import openai as codec
 from herd.dialects.tags import extract_tags
@@ -61,12 +61,12 @@ def blueprint(svc: RouterServices) -> Blueprint:
             encoder = codec.ChatStreamEncoder(served, completion_id, created, opts.include_usage)
             headers["Cache-Control"] = "no-cache"
             response = Response(
-                relay.openai_sse(opened, outcome, encoder), content_type="text/event-stream", headers=headers
+                relay.sse(opened, outcome, encoder), content_type="text/event-stream", headers=headers
             )
             response.timeout = None
             return response
         acc = codec.ChatAccumulator(served, completion_id, created)
-        result = await relay.openai_whole(opened, outcome, acc)
+        result = await relay.fold(opened, outcome, acc)
         if plan.thinking:
             message = result["choices"][0]["message"]
             headers |= policies.thinking_headers(
@@ -99,6 +99,43 @@ def blueprint(svc: RouterServices) -> Blueprint:
         opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
         reply = json.loads(await relay.json_body(opened, outcome))
         return _json(embeddings.openai_response(reply, opts), outcome.response_headers())
+
+    @bp.post("/v1/messages")
+    async def messages() -> Response:
+        body = ollama_codec.parse_body(
+            await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        )
+        body, tags, _ = extract_tags(body, request.headers.get("X-Herd-Tags"))
+        upstream_body, opts = anthropic.request_to_ollama(body)
+        plan = policies.plan(
+            upstream_body,
+            strict_header=request.headers.get("X-Herd-Strict"),
+            snap=svc.registry.snapshot,
+            cfg=svc.policy,
+        )
+        outcome = svc.recorder.begin(
+            request.scope,
+            dialect="anthropic",
+            path="/api/chat",
+            requested_model=opts.model,
+            model=plan.requested,
+            stream=opts.stream,
+            tags=tags,
+        )
+        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
+        headers = outcome.response_headers()
+        served = outcome.model if outcome.fallback else opts.model
+        message_id = anthropic.new_message_id()
+        if opts.stream:
+            encoder = anthropic.MessagesStreamEncoder(served, message_id)
+            headers["Cache-Control"] = "no-cache"
+            response = Response(
+                relay.sse(opened, outcome, encoder), content_type="text/event-stream", headers=headers
+            )
+            response.timeout = None
+            return response
+        acc = anthropic.MessagesAccumulator(served, message_id)
+        return _json(await relay.fold(opened, outcome, acc), headers)
 
     @bp.get("/v1/models")
     async def models() -> Response:
