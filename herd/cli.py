@@ -144,6 +144,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "(env FLEET_FIRST_BYTE_TIMEOUT; default 300)",
     )
 
+    run.add_argument(
+        "--retention-days",
+        type=float,
+        default=float(env.get("FLEET_RETENTION_DAYS", 30)),
+        help="days of request traces kept in <data-dir>/traces.db (env FLEET_RETENTION_DAYS; default 30)",
+    )
+
     node = sub.add_parser(
         "node",
         help="start a node agent beside a backend",
@@ -234,6 +241,7 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
         mdns_interfaces=_interfaces(args.mdns_interface, env),
         max_retries=max(0, args.max_retries),
         graceful_timeout=max(0.0, args.graceful_timeout),
+        retention_days=max(0.01, args.retention_days),
         upstream=UpstreamConfig(
             idle_timeout=max(1.0, args.stream_idle_timeout),
             first_byte_timeout=max(1.0, args.first_byte_timeout),

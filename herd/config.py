@@ -78,6 +78,8 @@ class RouterConfig:
     max_body_bytes: int = 256 * 1024 * 1024
     body_timeout: float = 120.0
     access_log: bool = False
+    # Trace rows older than this are deleted (hourly).
+    retention_days: float = 30.0
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)

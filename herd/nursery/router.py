@@ -34,6 +34,7 @@ from herd.routing.score import Scorer
 from herd.routing.slots import Slots
 from herd.services import RouterServices
 from herd.store.latency import LatencyStore
+from herd.store.traces import TraceStore
 from herd.web.app import create_app
 from herd.web.server import WebServer
 
@@ -94,6 +95,8 @@ class Router:
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)
+        self.traces = TraceStore(cfg.data_dir / "traces.db", retention_days=cfg.retention_days)
+        self.services.recorder.sinks.append(self.traces.offer)
         self.expiry = Expiry(self.registry)
         self.rebalancer = Rebalancer(self.queue, self.pulse, rcfg.rebalance_interval)
         self.prewarmer = PreWarmer(self.registry, self.queue, self.upstream)
@@ -115,6 +118,7 @@ class Router:
             stack.push_async_callback(self._close_upstream)
             async with trio.open_nursery() as nursery:
                 await nursery.start(Supervised("latency store", self.latency_store).run)
+                await nursery.start(Supervised("trace store", self.traces).run)
                 await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
