@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Registry
+from herd.metrics import Metrics
 from herd.routing.latency import LatencyBook
 from herd.routing.policies import PolicyConfig
 from herd.routing.proxy import Proxy
@@ -26,3 +27,4 @@ class RouterServices:
     latency: LatencyBook
     recorder: Recorder
     policy: PolicyConfig
+    metrics: Metrics

@@ -19,6 +19,7 @@ from herd.backends.rawhttp import RawUpstream
 from herd.config import RouterConfig
 from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
+from herd.metrics import Metrics
 from herd.node.local import LocalNode
 from herd.nursery.supervise import Supervised
 from herd.routing.breaker import Breakers
@@ -79,6 +80,7 @@ class Router:
             ),
             latency=self.latency,
             recorder=Recorder(self.latency),
+            metrics=Metrics(),
             policy=PolicyConfig(
                 vram_fallback=rcfg.vram_fallback,
                 thinking_multiplier=rcfg.thinking_multiplier,
@@ -97,6 +99,7 @@ class Router:
         self.services.recorder.sinks.append(self.latency_store.offer)
         self.traces = TraceStore(cfg.data_dir / "traces.db", retention_days=cfg.retention_days)
         self.services.recorder.sinks.append(self.traces.offer)
+        self.services.recorder.sinks.append(self.services.metrics.observe)
         self.expiry = Expiry(self.registry)
         self.rebalancer = Rebalancer(self.queue, self.pulse, rcfg.rebalance_interval)
         self.prewarmer = PreWarmer(self.registry, self.queue, self.upstream)

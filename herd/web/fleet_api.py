@@ -13,6 +13,7 @@ from herd.dialects.ollama import parse_body
 from herd.errors import NotFound
 from herd.fleet.heartbeat import parse_heartbeat
 from herd.fleet.state import NodeState
+from herd.metrics import render as render_metrics
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
@@ -92,6 +93,18 @@ def blueprint(svc: RouterServices) -> Blueprint:
         if not svc.registry.pause(node_id, paused):
             raise NotFound(f"no node '{node_id}' in the fleet", param="node_id")
         return Response(json.dumps({"node_id": node_id, "paused": paused}), content_type=JSON)
+
+    @bp.get("/metrics")
+    async def metrics() -> Response:
+        snap = svc.registry.snapshot
+        states = {n.node_id: n.status.value for n in snap.nodes.values()}
+        text = render_metrics(
+            svc.metrics,
+            node_states=states,
+            in_flight=dict(svc.slots.in_flight),
+            queue_depths=svc.queue.depths(),
+        )
+        return Response(text, content_type="text/plain; version=0.0.4; charset=utf-8")
 
     @bp.get("/fleet/queue")
     async def queue() -> Response:
