@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from herd.errors import HerdError
 from herd.services import RouterServices
-from herd.web import errors, fleet_api, manage_api, ollama_api, openai_api
+from herd.web import analytics_api, errors, fleet_api, manage_api, ollama_api, openai_api
 
 
 def create_app(services: RouterServices) -> QuartTrio:
@@ -26,4 +26,5 @@ def create_app(services: RouterServices) -> QuartTrio:
     app.register_blueprint(openai_api.blueprint(services))
     app.register_blueprint(fleet_api.blueprint(services))
     app.register_blueprint(manage_api.blueprint(services))
+    app.register_blueprint(analytics_api.blueprint(services))
     return app
