@@ -13,6 +13,8 @@ from herd.dialects.ollama import parse_body
 from herd.errors import NotFound
 from herd.fleet.heartbeat import parse_heartbeat
 from herd.fleet.state import NodeState
+from herd.health.base import Facts as HealthFacts
+from herd.health.base import run_checks
 from herd.metrics import render as render_metrics
 from herd.services import RouterServices
 
@@ -93,6 +95,18 @@ def blueprint(svc: RouterServices) -> Blueprint:
         if not svc.registry.pause(node_id, paused):
             raise NotFound(f"no node '{node_id}' in the fleet", param="node_id")
         return Response(json.dumps({"node_id": node_id, "paused": paused}), content_type=JSON)
+
+    @bp.get("/fleet/health")
+    async def health() -> Response:
+        now = trio.current_time()
+        facts = HealthFacts(
+            snap=svc.registry.snapshot,
+            recent=list(svc.recorder.recent),
+            queue=svc.queue.depths(),
+            broken=svc.proxy.breakers.open_nodes(now),
+            paused=frozenset(svc.registry.paused),
+        )
+        return Response(json.dumps({"findings": run_checks(facts)}), content_type=JSON)
 
     @bp.get("/metrics")
     async def metrics() -> Response:
