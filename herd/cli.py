@@ -6,7 +6,6 @@ This is the only module that reads the environment.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import socket
 import sys
@@ -39,9 +38,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"herd {__version__}")
     parser.add_argument(
         "--log-level",
-        default=env.get("FLEET_LOG_LEVEL", "info"),
+        default=env.get("FLEET_LOG_LEVEL", "warning"),
         choices=["debug", "info", "warning", "error"],
-        help="console log level (env FLEET_LOG_LEVEL; default info)",
+        help="console log level (env FLEET_LOG_LEVEL; default warning: quiet). JSON logs at info level go to "
+        "<data-dir>/logs/herd.log, rotated daily",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{run,node,pull}")
 
@@ -270,12 +270,17 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     args = build_parser(env).parse_args(argv)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per heartbeat is noise
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from herd.logsetup import setup as setup_logging
+
+    data_dir = getattr(args, "data_dir", None)
+    listener = setup_logging(args.log_level, data_dir.expanduser() / "logs" if data_dir is not None else None)
+    try:
+        return _dispatch(args, env)
+    finally:
+        listener.stop()
+
+
+def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     import trio
 
     if args.command == "pull":

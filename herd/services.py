@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
@@ -14,6 +14,7 @@ from herd.routing.proxy import Proxy
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import Recorder
 from herd.routing.slots import Slots
+from herd.runtime import RuntimeSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +29,10 @@ class RouterServices:
     recorder: Recorder
     policy: PolicyConfig
     metrics: Metrics
+    settings: RuntimeSettings
+
+    def policy_now(self) -> PolicyConfig:
+        """The policy config with the operator's runtime toggles applied."""
+        if self.settings.vram_fallback == self.policy.vram_fallback:
+            return self.policy
+        return replace(self.policy, vram_fallback=self.settings.vram_fallback)

@@ -22,6 +22,8 @@ from herd.fleet.registry import Expiry, Registry
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
 from herd.nursery.supervise import Supervised
+from herd.observe.broadcaster import Broadcaster
+from herd.observe.fleet_view import fleet_status
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
 from herd.routing.duties import PreWarmer, Rebalancer
@@ -33,6 +35,7 @@ from herd.routing.queue import HoldingQueue
 from herd.routing.record import Recorder
 from herd.routing.score import Scorer
 from herd.routing.slots import Slots
+from herd.runtime import RuntimeSettings
 from herd.services import RouterServices
 from herd.store.latency import LatencyStore
 from herd.store.traces import TraceStore
@@ -81,6 +84,7 @@ class Router:
             latency=self.latency,
             recorder=Recorder(self.latency),
             metrics=Metrics(),
+            settings=RuntimeSettings(vram_fallback=rcfg.vram_fallback),
             policy=PolicyConfig(
                 vram_fallback=rcfg.vram_fallback,
                 thinking_multiplier=rcfg.thinking_multiplier,
@@ -88,8 +92,10 @@ class Router:
                 keep_alive=rcfg.keep_alive,
             ),
         )
+        self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
+        self.services.recorder.sinks.append(self.broadcaster.on_request)
         self.web = WebServer(
-            create_app(self.services),
+            create_app(self.services, self.broadcaster),
             host=cfg.host,
             port=cfg.port,
             graceful_timeout=cfg.graceful_timeout,
@@ -125,6 +131,7 @@ class Router:
                 await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
+                await nursery.start(Supervised("dashboard broadcaster", self.broadcaster).run)
                 urls: list[str] = await nursery.start(partial(self._serve, nursery.cancel_scope))
                 for make in self.duty_factories:
                     duty = make(self.services, urls)

@@ -7,11 +7,12 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from herd.errors import HerdError
+from herd.observe.broadcaster import Broadcaster
 from herd.services import RouterServices
-from herd.web import analytics_api, errors, fleet_api, manage_api, ollama_api, openai_api
+from herd.web import analytics_api, dashboard, errors, fleet_api, manage_api, ollama_api, openai_api
 
 
-def create_app(services: RouterServices) -> QuartTrio:
+def create_app(services: RouterServices, broadcaster: Broadcaster) -> QuartTrio:
     app = QuartTrio("herd")
     # Quart's RESPONSE_TIMEOUT also covers streamed bodies and would cut long generations at 60 s.
     app.config["RESPONSE_TIMEOUT"] = None
@@ -27,4 +28,5 @@ def create_app(services: RouterServices) -> QuartTrio:
     app.register_blueprint(fleet_api.blueprint(services))
     app.register_blueprint(manage_api.blueprint(services))
     app.register_blueprint(analytics_api.blueprint(services))
+    app.register_blueprint(dashboard.blueprint(services, broadcaster))
     return app

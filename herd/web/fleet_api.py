@@ -12,44 +12,13 @@ from herd import __version__
 from herd.dialects.ollama import parse_body
 from herd.errors import NotFound
 from herd.fleet.heartbeat import parse_heartbeat
-from herd.fleet.state import NodeState
 from herd.health.base import Facts as HealthFacts
 from herd.health.base import run_checks
 from herd.metrics import render as render_metrics
+from herd.observe.fleet_view import fleet_status
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
-
-
-def _node_json(node: NodeState, now: float, in_flight: int, paused: bool) -> dict[str, Any]:
-    hb = node.heartbeat
-    return {
-        "node_id": node.node_id,
-        "status": node.status.value,
-        "routable": node.routable,
-        "backend": hb.backend,
-        "backend_url": hb.backend_url,
-        "backend_up": hb.backend_up,
-        "backend_version": hb.backend_version,
-        "agent_version": hb.agent_version,
-        "draining": hb.draining,
-        "paused": paused,
-        "last_seen_seconds_ago": round(now - node.last_seen, 3),
-        "in_flight": in_flight,
-        "host": {
-            "cpu_percent": hb.host.cpu_percent,
-            "cpu_count": hb.host.cpu_count,
-            "mem_total": hb.host.mem_total,
-            "mem_available": hb.host.mem_available,
-            "disk_free": hb.host.disk_free,
-            "load": list(hb.host.load),
-        },
-        "models": sorted(node.models),
-        "loaded": [
-            {k: m.get(k) for k in ("name", "size", "size_vram", "context_length", "expires_at")}
-            for m in hb.loaded
-        ],
-    }
 
 
 def blueprint(svc: RouterServices) -> Blueprint:
@@ -66,21 +35,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/fleet/status")
     async def status() -> Response:
-        snap, now = svc.registry.snapshot, trio.current_time()
-        per_node: dict[str, int] = {}
-        for (node_id, _), n in svc.slots.in_flight.items():
-            per_node[node_id] = per_node.get(node_id, 0) + n
-        nodes = [
-            _node_json(n, now, per_node.get(n.node_id, 0), n.node_id in svc.registry.paused)
-            for n in snap.nodes.values()
-        ]
-        nodes.sort(key=lambda n: n["node_id"])
-        counts = {s: sum(1 for n in nodes if n["status"] == s) for s in ("online", "degraded", "offline")}
-        payload = {
-            "router_version": __version__,
-            "nodes": nodes,
-            "summary": {**counts, "in_flight": svc.slots.total()},
-        }
+        payload = fleet_status(svc)
         return Response(json.dumps(payload), content_type=JSON)
 
     @bp.post("/fleet/nodes/<node_id>/pause")

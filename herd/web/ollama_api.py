@@ -41,7 +41,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             body,
             strict_header=request.headers.get("X-Herd-Strict"),
             snap=svc.registry.snapshot,
-            cfg=svc.policy,
+            cfg=svc.policy_now(),
         )
         stream = codec.wants_stream(body)
         outcome = svc.recorder.begin(
@@ -86,7 +86,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             body,
             strict_header=request.headers.get("X-Herd-Strict"),
             snap=svc.registry.snapshot,
-            cfg=svc.policy,
+            cfg=svc.policy_now(),
         )
         outcome = svc.recorder.begin(
             request.scope,

@@ -42,7 +42,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             upstream_body,
             strict_header=request.headers.get("X-Herd-Strict"),
             snap=svc.registry.snapshot,
-            cfg=svc.policy,
+            cfg=svc.policy_now(),
         )
         outcome = svc.recorder.begin(
             request.scope,
@@ -85,7 +85,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             upstream_body,
             strict_header=request.headers.get("X-Herd-Strict"),
             snap=svc.registry.snapshot,
-            cfg=svc.policy,
+            cfg=svc.policy_now(),
         )
         outcome = svc.recorder.begin(
             request.scope,
@@ -111,7 +111,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             upstream_body,
             strict_header=request.headers.get("X-Herd-Strict"),
             snap=svc.registry.snapshot,
-            cfg=svc.policy,
+            cfg=svc.policy_now(),
         )
         outcome = svc.recorder.begin(
             request.scope,
