@@ -78,6 +78,8 @@ class RouterConfig:
     max_body_bytes: int = 256 * 1024 * 1024
     body_timeout: float = 120.0
     access_log: bool = False
+    # Longest a request waits for an auto-pull (runtime toggle) before it is answered as usual.
+    auto_pull_timeout: float = 900.0
     # Trace rows older than this are deleted (hourly).
     retention_days: float = 30.0
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)

@@ -87,3 +87,23 @@ async def test_herd_pull_command(nursery: trio.Nursery, tmp_path: Path) -> None:
     out = io.StringIO()
     assert await trio.to_thread.run_sync(lambda: pull(fleet.url, "x", "nope", out)) == 1
     assert "no node 'nope'" in out.getvalue()
+
+
+async def test_auto_pull_when_enabled(nursery: trio.Nursery, tmp_path: Path) -> None:
+    nodes = {"a": FakeOllama([FakeModel(MODEL)])}
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+
+    async def agent_heartbeats() -> None:  # what the node's agent would do: report what is on disk now
+        while True:
+            await fleet.beat("a")
+            await trio.sleep(0.1)
+
+    nursery.start_soon(agent_heartbeats)
+    body = {"model": "qwen3:8b", "messages": [], "stream": False}
+    assert (await fleet.http.post(fleet.url + "/api/chat", json=body)).status_code == 404  # off by default
+    await fleet.http.post(fleet.url + "/fleet/settings", json={"auto_pull": True})
+    resp = await fleet.http.post(fleet.url + "/api/chat", json=body, headers={"X-Herd-Strict": "1"})
+    assert resp.status_code == 404  # a strict request never triggers it either
+    resp = await fleet.http.post(fleet.url + "/api/chat", json=body)
+    assert resp.status_code == 200 and resp.headers["x-herd-node"] == "a"
+    assert [p for p, _ in nodes["a"].requests if p == "/api/pull"] == ["/api/pull"]

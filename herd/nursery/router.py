@@ -65,6 +65,7 @@ class Router:
         self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = RawUpstream(cfg.upstream)
+        settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback)
         self.services = RouterServices(
             cfg=cfg,
             registry=self.registry,
@@ -80,11 +81,12 @@ class Router:
                 self.upstream,
                 self.latency,
                 Scorer(),
+                settings,
             ),
             latency=self.latency,
             recorder=Recorder(self.latency),
             metrics=Metrics(),
-            settings=RuntimeSettings(vram_fallback=rcfg.vram_fallback),
+            settings=settings,
             policy=PolicyConfig(
                 vram_fallback=rcfg.vram_fallback,
                 thinking_multiplier=rcfg.thinking_multiplier,

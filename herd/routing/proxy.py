@@ -28,8 +28,9 @@ from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
 from herd.routing.score import Candidate, Facts, Scorer, decide
 from herd.routing.score import format_headers as score_headers
-from herd.routing.select import no_candidate_error
+from herd.routing.select import no_candidate_error, pull_target
 from herd.routing.slots import Slots
+from herd.runtime import RuntimeSettings
 
 log = logging.getLogger("herd.proxy")
 
@@ -75,6 +76,7 @@ class Proxy:
         upstream: Upstream,
         latency: LatencyBook,
         scorer: Scorer,
+        settings: RuntimeSettings | None = None,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -84,6 +86,34 @@ class Proxy:
         self.upstream = upstream
         self.latency = latency
         self.scorer = scorer
+        self.settings = settings
+
+    async def _auto_pull(self, model: str) -> None:
+        """Pull a model no node has onto the best node and wait until its heartbeat lists it (auto-pull on)."""
+        snap = self.registry.snapshot
+        if snap.knows_model(model):
+            return
+        target = pull_target(snap)
+        if target is None:
+            return
+        log.info("auto-pulling %s onto %s", model, target.node_id)
+        body = json.dumps({"model": model, "stream": False}).encode()
+        with trio.move_on_after(self.cfg.auto_pull_timeout) as scope:
+            try:
+                async with self.upstream.stream("POST", target.url + "/api/pull", body) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        log.warning(
+                            "auto-pull of %s on %s failed: HTTP %d", model, target.node_id, resp.status
+                        )
+                        return
+            except UpstreamError as exc:
+                log.warning("auto-pull of %s on %s failed: %s", model, target.node_id, exc)
+                return
+            while not self.registry.snapshot.knows_model(model):  # the node's next heartbeat lists it
+                await self.registry.wait_changed()
+        if scope.cancelled_caught:
+            log.warning("auto-pull of %s on %s did not finish in time", model, target.node_id)
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
@@ -126,6 +156,8 @@ class Proxy:
         """Serve `plan` on the best node, trying the plan's models in order (fallbacks) when one cannot be
         served at all. `raw` is the caller's body when it can be forwarded byte for byte. Fills the record."""
         first: HerdError | None = None
+        if self.settings is not None and self.settings.auto_pull and not plan.strict:
+            await self._auto_pull(plan.requested)
         for model in plan.models:
             try:
                 opened = await self._open_model(

@@ -48,3 +48,11 @@ def no_candidate_error(
     return NoNodeAvailable(
         f"model '{model}' exists in the fleet but no node that has it is online", retry_after=retry_after
     )
+
+
+def pull_target(snap: FleetSnapshot) -> NodeState | None:
+    """Where a pull should land: the routable node with the most free memory, then free disk."""
+    nodes = [n for n in snap.nodes.values() if n.routable]
+    if not nodes:
+        return None
+    return max(nodes, key=lambda n: (n.heartbeat.host.mem_available, n.heartbeat.host.disk_free, n.node_id))

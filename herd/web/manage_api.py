@@ -16,6 +16,7 @@ from herd.dialects import ollama as codec
 from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, NotFound, UpstreamFailed, UpstreamStatus
 from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
 from herd.reqscope import request_stack
+from herd.routing.select import pull_target
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
@@ -38,14 +39,6 @@ def _named_node(snap: FleetSnapshot, body: dict[str, Any]) -> NodeState | None:
     return snap.nodes[node_id]
 
 
-def pull_target(snap: FleetSnapshot) -> NodeState:
-    """Where a pull should land: the routable node with the most free memory, then free disk."""
-    nodes = [n for n in snap.nodes.values() if n.routable]
-    if not nodes:
-        raise NoNodeAvailable("no node is online to pull to", retry_after=5)
-    return max(nodes, key=lambda n: (n.heartbeat.host.mem_available, n.heartbeat.host.disk_free, n.node_id))
-
-
 def blueprint(svc: RouterServices) -> Blueprint:
     bp = Blueprint("manage", __name__)
 
@@ -63,6 +56,8 @@ def blueprint(svc: RouterServices) -> Blueprint:
         model = _name(body, "model", "name")
         snap = svc.registry.snapshot
         node = _named_node(snap, body) or pull_target(snap)
+        if node is None:
+            raise NoNodeAvailable("no node is online to pull to", retry_after=5)
         upstream_body = {k: v for k, v in body.items() if k != "node"}
         headers = {"X-Herd-Node": node.node_id, "X-Herd-Model": normalize_model(model)}
         if not codec.wants_stream(body):

@@ -91,6 +91,7 @@ const loaders = {
     const s = await getJSON("/fleet/settings");
     if (!s) return;
     $("vram_fallback").checked = s.toggles.vram_fallback;
+    $("auto_pull").checked = s.toggles.auto_pull;
     $("config").textContent = JSON.stringify(s.config, null, 2);
   },
   async traces() {
@@ -107,7 +108,9 @@ for (const btn of document.querySelectorAll("#tabs button")) {
     if (loaders[btn.dataset.tab]) loaders[btn.dataset.tab]();
   };
 }
-$("vram_fallback").onchange = async (e) => {
-  await fetch("/fleet/settings", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ vram_fallback: e.target.checked }) });
-};
+for (const key of ["vram_fallback", "auto_pull"]) {
+  $(key).onchange = async (e) => {
+    await fetch("/fleet/settings", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ [key]: e.target.checked }) });
+  };
+}
 connect();
