@@ -21,6 +21,7 @@ import trio
 
 from herd.routing.latency import WINDOW, LatencyBook
 from herd.routing.record import RequestRecord
+from herd.store.writer import BatchWriter
 
 log = logging.getLogger("herd.store")
 
@@ -63,85 +64,56 @@ def prune(db: sqlite_utils.Database, keep_days: float) -> None:
     db.conn.commit()
 
 
-class LatencyStore:
-    def __init__(
-        self,
-        path: Path,
-        book: LatencyBook,
-        *,
-        capacity: int = 10_000,
-        batch: int = 500,
-        flush_interval: float = 0.5,
-        keep_days: float = 30.0,
-    ) -> None:
-        self.path = path
+class LatencyStore(BatchWriter):
+    table = TABLE
+
+    def __init__(self, path: Path, book: LatencyBook, *, keep_days: float = 30.0, **kw: Any) -> None:
+        super().__init__(path, **kw)
         self.book = book
-        self.batch = batch
-        self.flush_interval = flush_interval
         self.keep_days = keep_days
-        self._send, self._receive = trio.open_memory_channel[dict[str, Any]](capacity)
-        self.dropped = 0
-        self.written = 0
         self._loaded = False
+
+    def open_db(self, path: Path) -> sqlite_utils.Database:
+        return open_db(path)
+
+    def prepare(self, db: sqlite_utils.Database) -> None:
+        rows = [] if self._loaded else load_recent(db)
+        self._loaded = True  # a restarted writer must not feed the same history twice
+        self._history = rows
+        self.prune(db)
+
+    def prune(self, db: sqlite_utils.Database) -> None:
+        prune(db, self.keep_days)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async def load(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            await super(LatencyStore, self).run(task_status=task_status)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(load)
+            for r in getattr(self, "_history", []):  # feed the book in the event loop, where it lives
+                tps = r["tokens_per_s"] if r["tokens_per_s"] and not math.isnan(r["tokens_per_s"]) else 0.0
+                self.book.observe(
+                    r["node"], r["model"], r["ttft_s"], tps, r["duration_s"], r["concurrency"] or 1
+                )
+            log.info(
+                "latency store %s: loaded %d observations", self.path, len(getattr(self, "_history", []))
+            )
+            self._history = []
+            task_status.started()
 
     def offer(self, rec: RequestRecord) -> None:
         """Recorder sink: never blocks; a full channel drops the observation."""
         if rec.status != 200 or rec.error or not rec.node_id or rec.ttft is None or rec.duration is None:
             return
-        row = {
-            "ts": rec.started_at,
-            "node": rec.node_id,
-            "model": rec.model,
-            "ttft_s": rec.ttft,
-            "tokens_per_s": rec.tokens_per_s or 0.0,
-            "duration_s": rec.duration,
-            "concurrency": rec.concurrency,
-        }
-        try:
-            self._send.send_nowait(row)
-        except trio.WouldBlock:
-            self.dropped += 1
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        db = await trio.to_thread.run_sync(open_db, self.path)
-        try:
-            rows = [] if self._loaded else await trio.to_thread.run_sync(load_recent, db)
-            self._loaded = True  # a restarted writer must not feed the same history twice
-            for r in rows:
-                tps = r["tokens_per_s"] if r["tokens_per_s"] and not math.isnan(r["tokens_per_s"]) else 0.0
-                self.book.observe(
-                    r["node"], r["model"], r["ttft_s"], tps, r["duration_s"], r["concurrency"] or 1
-                )
-            await trio.to_thread.run_sync(prune, db, self.keep_days)
-            log.info("latency store %s: loaded %d observations", self.path, len(rows))
-            task_status.started()
-            pending: list[dict[str, Any]] = []
-            try:
-                while True:
-                    pending.append(await self._receive.receive())
-                    with trio.move_on_after(self.flush_interval):
-                        while len(pending) < self.batch:
-                            pending.append(await self._receive.receive())
-                    await self._write(db, pending)
-                    pending = []
-            finally:
-                with trio.CancelScope(shield=True) as scope:  # flush what is buffered, within a deadline
-                    scope.deadline = trio.current_time() + 2.0
-                    while True:
-                        try:
-                            pending.append(self._receive.receive_nowait())
-                        except trio.WouldBlock:
-                            break
-                    if pending:
-                        await self._write(db, pending)
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(db.conn.close)
-
-    async def _write(self, db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
-        def insert() -> None:
-            db[TABLE].insert_all(rows)  # type: ignore[union-attr]
-            db.conn.commit()
-
-        await trio.to_thread.run_sync(insert)
-        self.written += len(rows)
+        self.offer_row(
+            {
+                "ts": rec.started_at,
+                "node": rec.node_id,
+                "model": rec.model,
+                "ttft_s": rec.ttft,
+                "tokens_per_s": rec.tokens_per_s or 0.0,
+                "duration_s": rec.duration,
+                "concurrency": rec.concurrency,
+            }
+        )

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-import trio
 
 from herd.routing.record import RequestRecord
+from herd.store.writer import BatchWriter
 
 log = logging.getLogger("herd.store")
 
@@ -111,75 +111,23 @@ def row_of(rec: RequestRecord) -> dict[str, Any]:
     }
 
 
-class TraceStore:
-    def __init__(
-        self,
-        path: Path,
-        *,
-        retention_days: float = 30.0,
-        capacity: int = 10_000,
-        batch: int = 500,
-        flush_interval: float = 0.5,
-        prune_interval: float = 3600.0,
-    ) -> None:
-        self.path = path
+class TraceStore(BatchWriter):
+    table = TABLE
+
+    def __init__(self, path: Path, *, retention_days: float = 30.0, **kw: Any) -> None:
+        super().__init__(path, **kw)
         self.retention_days = retention_days
-        self.batch = batch
-        self.flush_interval = flush_interval
-        self.prune_interval = prune_interval
-        self._send, self._receive = trio.open_memory_channel[dict[str, Any]](capacity)
-        self.dropped = 0
-        self.written = 0
 
-    def offer(self, rec: RequestRecord) -> None:
-        """Recorder sink: never blocks a request."""
-        try:
-            self._send.send_nowait(row_of(rec))
-        except trio.WouldBlock:
-            self.dropped += 1
+    def open_db(self, path: Path) -> sqlite_utils.Database:
+        return open_db(path)
 
-    def _prune(self, db: sqlite_utils.Database) -> None:
+    def prepare(self, db: sqlite_utils.Database) -> None:
+        self.prune(db)
+
+    def prune(self, db: sqlite_utils.Database) -> None:
         with db.conn:
             db.execute(f"DELETE FROM {TABLE} WHERE ts < ?", [time.time() - self.retention_days * 86400])
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        db = await trio.to_thread.run_sync(open_db, self.path)
-        try:
-            await trio.to_thread.run_sync(self._prune, db)
-            task_status.started()
-            pending: list[dict[str, Any]] = []
-            next_prune = trio.current_time() + self.prune_interval
-            try:
-                while True:
-                    with trio.move_on_at(next_prune):
-                        pending.append(await self._receive.receive())
-                        with trio.move_on_after(self.flush_interval):
-                            while len(pending) < self.batch:
-                                pending.append(await self._receive.receive())
-                    if pending:
-                        await self._write(db, pending)
-                        pending = []
-                    if trio.current_time() >= next_prune:
-                        await trio.to_thread.run_sync(self._prune, db)
-                        next_prune = trio.current_time() + self.prune_interval
-            finally:
-                with trio.CancelScope(shield=True) as scope:  # flush what is buffered, within a deadline
-                    scope.deadline = trio.current_time() + 2.0
-                    while True:
-                        try:
-                            pending.append(self._receive.receive_nowait())
-                        except trio.WouldBlock:
-                            break
-                    if pending:
-                        await self._write(db, pending)
-        finally:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(db.conn.close)
-
-    async def _write(self, db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
-        def insert() -> None:
-            with db.conn:
-                db[TABLE].insert_all(rows)  # type: ignore[union-attr]
-
-        await trio.to_thread.run_sync(insert)
-        self.written += len(rows)
+    def offer(self, rec: RequestRecord) -> None:
+        """Recorder sink: never blocks a request."""
+        self.offer_row(row_of(rec))

@@ -1,0 +1,93 @@
+"""The one pattern every SQLite table here uses: a single writer task owns the connection; producers hand rows
+over with a non-blocking `offer_row` into a bounded channel (dropped and counted when the writer falls behind,
+so a request never waits on SQLite); the writer inserts them in batches in a worker thread, prunes old rows
+periodically, and flushes what is buffered (within a deadline) when it is cancelled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+import trio
+
+
+class BatchWriter:
+    """Subclasses set `table` and implement `open_db`, and may override `prepare` (runs once the DB is open,
+    before the service reports ready) and `prune`."""
+
+    table = ""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        capacity: int = 10_000,
+        batch: int = 500,
+        flush_interval: float = 0.5,
+        prune_interval: float = 3600.0,
+    ) -> None:
+        self.path = path
+        self.batch = batch
+        self.flush_interval = flush_interval
+        self.prune_interval = prune_interval
+        self._send, self._receive = trio.open_memory_channel[dict[str, Any]](capacity)
+        self.dropped = 0
+        self.written = 0
+
+    def open_db(self, path: Path) -> sqlite_utils.Database:
+        raise NotImplementedError
+
+    def prepare(self, db: sqlite_utils.Database) -> None:
+        """Blocking start-up work in the worker thread (load history, prune)."""
+
+    def prune(self, db: sqlite_utils.Database) -> None:
+        """Blocking periodic clean-up in the worker thread."""
+
+    def offer_row(self, row: dict[str, Any]) -> None:
+        try:
+            self._send.send_nowait(row)
+        except trio.WouldBlock:
+            self.dropped += 1
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        db = await trio.to_thread.run_sync(self.open_db, self.path)
+        try:
+            await trio.to_thread.run_sync(self.prepare, db)
+            task_status.started()
+            pending: list[dict[str, Any]] = []
+            next_prune = trio.current_time() + self.prune_interval
+            try:
+                while True:
+                    with trio.move_on_at(next_prune):
+                        pending.append(await self._receive.receive())
+                        with trio.move_on_after(self.flush_interval):
+                            while len(pending) < self.batch:
+                                pending.append(await self._receive.receive())
+                    if pending:
+                        await self._write(db, pending)
+                        pending = []
+                    if trio.current_time() >= next_prune:
+                        await trio.to_thread.run_sync(self.prune, db)
+                        next_prune = trio.current_time() + self.prune_interval
+            finally:
+                with trio.CancelScope(shield=True) as scope:  # flush what is buffered, within a deadline
+                    scope.deadline = trio.current_time() + 2.0
+                    while True:
+                        try:
+                            pending.append(self._receive.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    if pending:
+                        await self._write(db, pending)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(db.conn.close)
+
+    async def _write(self, db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+        def insert() -> None:
+            with db.conn:
+                db[self.table].insert_all(rows)  # type: ignore[union-attr]
+
+        await trio.to_thread.run_sync(insert)
+        self.written += len(rows)
