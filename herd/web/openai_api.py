@@ -17,6 +17,8 @@ from herd.errors import ModelNotFound
 from herd.fleet import catalog
 from herd.reqscope import request_stack
 from herd.routing import policies, relay
+from herd.routing.proxy import Opened
+from herd.routing.record import RequestRecord
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
@@ -29,15 +31,20 @@ def _json(payload: Any, headers: dict[str, str] | None = None) -> Response:
 def blueprint(svc: RouterServices) -> Blueprint:
     bp = Blueprint("openai", __name__)
 
-    @bp.post("/v1/chat/completions")
-    async def chat_completions() -> Response:
-        body = ollama_codec.parse_body(
-            await request.get_data(cache=False, as_text=False, parse_form_data=False)
-        )
-        body, tags, _ = extract_tags(body, request.headers.get("X-Herd-Tags"))
-        upstream_body, opts = codec.chat_request_to_ollama(body)
-        if "fallback_models" in body:
-            upstream_body["fallback_models"] = body["fallback_models"]
+    async def caller_body() -> tuple[dict[str, Any], tuple[str, ...]]:
+        raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        return extract_tags(ollama_codec.parse_body(raw), request.headers.get("X-Herd-Tags"))[:2]
+
+    async def route(
+        upstream_body: dict[str, Any],
+        *,
+        dialect: str,
+        path: str,
+        requested: str,
+        stream: bool,
+        tags: tuple[str, ...],
+    ) -> tuple[policies.Plan, RequestRecord, Opened]:
+        """Policies, the request's record, and a node streaming the converted body (the shared middle)."""
         plan = policies.plan(
             upstream_body,
             strict_header=request.headers.get("X-Herd-Strict"),
@@ -46,27 +53,45 @@ def blueprint(svc: RouterServices) -> Blueprint:
         )
         outcome = svc.recorder.begin(
             request.scope,
-            dialect="openai",
-            path="/api/chat",
-            requested_model=opts.model,
+            dialect=dialect,
+            path=path,
+            requested_model=requested,
             model=plan.requested,
-            stream=opts.stream,
+            stream=stream,
             tags=tags,
         )
         opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
-        headers = outcome.response_headers()
+        return plan, outcome, opened
+
+    def event_stream(opened: Opened, outcome: RequestRecord, encoder: relay.StreamEncoder) -> Response:
+        headers = {**outcome.response_headers(), "Cache-Control": "no-cache"}
+        response = Response(
+            relay.sse(opened, outcome, encoder), content_type="text/event-stream", headers=headers
+        )
+        response.timeout = None
+        return response
+
+    @bp.post("/v1/chat/completions")
+    async def chat_completions() -> Response:
+        body, tags = await caller_body()
+        upstream_body, opts = codec.chat_request_to_ollama(body)
+        if "fallback_models" in body:
+            upstream_body["fallback_models"] = body["fallback_models"]
+        plan, outcome, opened = await route(
+            upstream_body,
+            dialect="openai",
+            path="/api/chat",
+            requested=opts.model,
+            stream=opts.stream,
+            tags=tags,
+        )
         served = outcome.model if outcome.fallback else opts.model
         completion_id, created = codec.new_completion_id(), int(time.time())
         if opts.stream:
             encoder = codec.ChatStreamEncoder(served, completion_id, created, opts.include_usage)
-            headers["Cache-Control"] = "no-cache"
-            response = Response(
-                relay.sse(opened, outcome, encoder), content_type="text/event-stream", headers=headers
-            )
-            response.timeout = None
-            return response
-        acc = codec.ChatAccumulator(served, completion_id, created)
-        result = await relay.fold(opened, outcome, acc)
+            return event_stream(opened, outcome, encoder)
+        result = await relay.fold(opened, outcome, codec.ChatAccumulator(served, completion_id, created))
+        headers = outcome.response_headers()
         if plan.thinking:
             message = result["choices"][0]["message"]
             headers |= policies.thinking_headers(
@@ -76,66 +101,32 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.post("/v1/embeddings")
     async def create_embeddings() -> Response:
-        body = ollama_codec.parse_body(
-            await request.get_data(cache=False, as_text=False, parse_form_data=False)
-        )
-        body, tags, _ = extract_tags(body, request.headers.get("X-Herd-Tags"))
+        body, tags = await caller_body()
         upstream_body, opts = embeddings.openai_request(body)
-        plan = policies.plan(
-            upstream_body,
-            strict_header=request.headers.get("X-Herd-Strict"),
-            snap=svc.registry.snapshot,
-            cfg=svc.policy_now(),
+        _, outcome, opened = await route(
+            upstream_body, dialect="openai", path="/api/embed", requested=opts.model, stream=False, tags=tags
         )
-        outcome = svc.recorder.begin(
-            request.scope,
-            dialect="openai",
-            path="/api/embed",
-            requested_model=opts.model,
-            model=plan.requested,
-            stream=False,
-            tags=tags,
-        )
-        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
         reply = json.loads(await relay.json_body(opened, outcome))
         return _json(embeddings.openai_response(reply, opts), outcome.response_headers())
 
     @bp.post("/v1/messages")
     async def messages() -> Response:
-        body = ollama_codec.parse_body(
-            await request.get_data(cache=False, as_text=False, parse_form_data=False)
-        )
-        body, tags, _ = extract_tags(body, request.headers.get("X-Herd-Tags"))
+        body, tags = await caller_body()
         upstream_body, opts = anthropic.request_to_ollama(body)
-        plan = policies.plan(
+        _, outcome, opened = await route(
             upstream_body,
-            strict_header=request.headers.get("X-Herd-Strict"),
-            snap=svc.registry.snapshot,
-            cfg=svc.policy_now(),
-        )
-        outcome = svc.recorder.begin(
-            request.scope,
             dialect="anthropic",
             path="/api/chat",
-            requested_model=opts.model,
-            model=plan.requested,
+            requested=opts.model,
             stream=opts.stream,
             tags=tags,
         )
-        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
-        headers = outcome.response_headers()
         served = outcome.model if outcome.fallback else opts.model
         message_id = anthropic.new_message_id()
         if opts.stream:
-            encoder = anthropic.MessagesStreamEncoder(served, message_id)
-            headers["Cache-Control"] = "no-cache"
-            response = Response(
-                relay.sse(opened, outcome, encoder), content_type="text/event-stream", headers=headers
-            )
-            response.timeout = None
-            return response
+            return event_stream(opened, outcome, anthropic.MessagesStreamEncoder(served, message_id))
         acc = anthropic.MessagesAccumulator(served, message_id)
-        return _json(await relay.fold(opened, outcome, acc), headers)
+        return _json(await relay.fold(opened, outcome, acc), outcome.response_headers())
 
     @bp.get("/v1/models")
     async def models() -> Response:
