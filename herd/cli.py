@@ -162,9 +162,19 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="router to report to (env FLEET_NODE_ROUTER_URL; default: found over mDNS)",
     )
     node.add_argument(
+        "--backend",
+        choices=("ollama", "openai"),
+        default=env.get("FLEET_NODE_BACKEND", "ollama"),
+        help="what the backend speaks: ollama, or openai for OpenAI-compatible servers such as llama.cpp's "
+        "llama-server, vLLM, LM Studio (env FLEET_NODE_BACKEND; default ollama)",
+    )
+    node.add_argument(
+        "--backend-url",
         "--ollama-url",
-        default=env.get("FLEET_NODE_OLLAMA_HOST", DEFAULT_OLLAMA_URL),
-        help=f"the Ollama this agent serves (env FLEET_NODE_OLLAMA_HOST; default {DEFAULT_OLLAMA_URL})",
+        dest="ollama_url",
+        default=env.get("FLEET_NODE_BACKEND_URL") or env.get("FLEET_NODE_OLLAMA_HOST", DEFAULT_OLLAMA_URL),
+        help="the backend this agent serves (env FLEET_NODE_BACKEND_URL or FLEET_NODE_OLLAMA_HOST; default "
+        f"{DEFAULT_OLLAMA_URL})",
     )
     node.add_argument(
         "--node-id",
@@ -264,6 +274,7 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
         advertise_url=args.advertise_url,
         mdns_interfaces=_interfaces(args.mdns_interface, env),
         parallel=max(0, args.parallel),
+        backend=args.backend,
     )
 
 

@@ -104,3 +104,5 @@ class NodeConfig:
     mdns_interfaces: tuple[str, ...] = ()
     # Requests per model the backend runs at once (Ollama's OLLAMA_NUM_PARALLEL); 0 lets the router decide.
     parallel: int = 0
+    # What the backend speaks: "ollama", or "openai" (llama.cpp's llama-server, vLLM, LM Studio).
+    backend: str = "ollama"

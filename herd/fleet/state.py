@@ -104,6 +104,15 @@ def _recent(times: tuple[float, ...], now: float) -> tuple[float, ...]:
     return tuple(t for t in times if now - t < HISTORY)
 
 
+def _capabilities(raw: list[object], backend: str) -> frozenset[str]:
+    """What a model can do. Ollama embeds with any model that generates; an OpenAI-compatible server embeds
+    only when its agent saw `/v1/embeddings` answer for that model."""
+    caps = frozenset(c for c in raw if isinstance(c, str))
+    if backend != "openai" and "completion" in caps:
+        caps |= {"embedding"}
+    return caps
+
+
 def apply_heartbeat(snap: FleetSnapshot, hb: Heartbeat, now: float) -> FleetSnapshot:
     previous = snap.nodes.get(hb.node_id)
     loaded = frozenset(normalize_model(m["name"]) for m in hb.loaded)
@@ -130,7 +139,7 @@ def apply_heartbeat(snap: FleetSnapshot, hb: Heartbeat, now: float) -> FleetSnap
         ),
         capabilities=MappingProxyType(
             {
-                normalize_model(m["name"]): frozenset(c for c in m["capabilities"] if isinstance(c, str))
+                normalize_model(m["name"]): _capabilities(m["capabilities"], hb.backend)
                 for m in hb.models
                 if isinstance(m.get("capabilities"), list)
             }

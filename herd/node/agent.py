@@ -21,6 +21,7 @@ import trio
 
 from herd.fleet.heartbeat import Heartbeat, HostStats
 from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
+from herd.node.openai_probe import OpenAIProber
 
 log = logging.getLogger("herd.node")
 
@@ -117,6 +118,7 @@ class Agent:
         parallel: int = 0,
         drain_timeout: float = 3.0,
         host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
+        backend: str = "ollama",
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -131,6 +133,8 @@ class Agent:
         self.parallel = parallel
         self.drain_timeout = drain_timeout
         self.host_probe = host_probe
+        self.backend = backend
+        self._openai = OpenAIProber(client, backend_url) if backend == "openai" else None
         self.sent = 0
         self.last: Heartbeat | None = None
         self._backend_seen = False
@@ -140,7 +144,10 @@ class Agent:
     async def beat(self) -> Heartbeat:
         probe = BackendProbe(up=False, error=f"no answer within {self.probe_timeout:g} s")
         with trio.move_on_after(self.probe_timeout):
-            probe = await probe_ollama(self.client, self.backend_url)
+            if self._openai is not None:
+                probe = await self._openai.probe()
+            else:
+                probe = await probe_ollama(self.client, self.backend_url)
         if probe.up != self._backend_up:
             if probe.up:
                 log.info(
@@ -160,7 +167,8 @@ class Agent:
             probe=probe,
             host=host,
             interval=self.interval,
-            parallel=self.parallel,
+            parallel=self.parallel or int(probe.extra.get("parallel", 0)),
+            backend=self.backend,
         )
 
     async def _deliver(self, hb: Heartbeat | None) -> bool:

@@ -93,11 +93,12 @@ def build_heartbeat(
     interval: float,
     draining: bool = False,
     parallel: int = 0,
+    backend: str = "ollama",
 ) -> Heartbeat:
     return Heartbeat(
         node_id=node_id,
         agent_version=__version__,
-        backend="ollama",
+        backend=backend,
         backend_url=backend_url,
         backend_up=probe.up,
         backend_version=probe.version,

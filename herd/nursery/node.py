@@ -70,6 +70,7 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient) -> Agent:
         probe_timeout=cfg.probe_timeout,
         advertise=lambda: advertised_url(cfg.ollama_url, sink.router_url, cfg.advertise_url),
         parallel=cfg.parallel,
+        backend=cfg.backend,
     )
 
 

@@ -78,8 +78,16 @@ def vram_substitute(snap: FleetSnapshot, model: str) -> str | None:
     return None
 
 
-def plan(body: dict[str, Any], *, strict_header: str | None, snap: FleetSnapshot, cfg: PolicyConfig) -> Plan:
-    """Decide models and body adjustments that do not depend on the node. Raises `BadRequest`."""
+def plan(
+    body: dict[str, Any],
+    *,
+    strict_header: str | None,
+    snap: FleetSnapshot,
+    cfg: PolicyConfig,
+    task: str = "completion",
+) -> Plan:
+    """Decide models and body adjustments that do not depend on the node. `task` is the capability the
+    request needs ("completion" or "embedding"). Raises `BadRequest`."""
     requested = normalize_model(body["model"])
     fallbacks = body.get("fallback_models", [])
     if not isinstance(fallbacks, list) or not all(isinstance(m, str) and m for m in fallbacks):
@@ -107,7 +115,7 @@ def plan(body: dict[str, Any], *, strict_header: str | None, snap: FleetSnapshot
     has_images = bool(clean.get("images")) or (
         isinstance(messages, list) and any(isinstance(m, dict) and m.get("images") for m in messages)
     )
-    needs = frozenset({"vision"}) if has_images else frozenset()
+    needs = frozenset({task, "vision"}) if has_images else frozenset({task})
     return Plan(requested, tuple(dict.fromkeys(models)), strict, clean, thinking, num_predict, needs)
 
 

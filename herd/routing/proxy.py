@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import trio
 
+from herd.backends import kinds
 from herd.backends.upstream import Upstream, UpstreamError
 from herd.config import RouterConfig
 from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
@@ -255,15 +256,22 @@ class Proxy:
         ucfg = self.cfg.upstream
         # Ollama sends headers with its first chunk, after any model load: one deadline covers both.
         first_byte_deadline = trio.current_time() + ucfg.first_byte_timeout
+        req = kinds.request_for(node, path, body)
         with trio.move_on_at(first_byte_deadline) as cs:
-            resp = await scope.enter_async_context(self.upstream.stream("POST", node.url + path, body))
+            resp = await scope.enter_async_context(
+                self.upstream.stream(req.method, node.url + req.path, req.body)
+            )
         if cs.cancelled_caught:
             raise UpstreamError("idle", f"no response within {ucfg.first_byte_timeout:g} s")
         if resp.status != 200:
             with trio.move_on_after(ucfg.connect_timeout):
                 raise UpstreamStatus(resp.status, _error_message(await resp.read()))
             raise UpstreamStatus(resp.status, f"HTTP {resp.status}")
-        lines = LineStream(resp.chunks(), ucfg.idle_timeout)
+        chunks = resp.chunks()
+        if req.wrap is not None:
+            chunks = req.wrap(chunks)
+            scope.push_async_callback(chunks.aclose)  # type: ignore[attr-defined]  # an async generator
+        lines = LineStream(chunks, ucfg.idle_timeout)
         with trio.move_on_at(first_byte_deadline) as cs:
             await lines.prime()
         if cs.cancelled_caught:
@@ -277,6 +285,8 @@ class Proxy:
         while True:
             node = self.pick(model, tried)
             tried.add(node.node_id)
+            if node.heartbeat.backend == kinds.OPENAI and path == "/api/show":
+                return node, 200, json.dumps(kinds.show(node, model)).encode()
             try:
                 with trio.fail_after(self.cfg.upstream.first_byte_timeout):
                     async with self.upstream.stream("POST", node.url + path, body) as resp:

@@ -50,9 +50,15 @@ def no_candidate_error(
     )
 
 
+def manages_models(node: NodeState) -> bool:
+    """Whether herd can pull, delete and copy models on `node` (Ollama can; OpenAI-compatible servers serve
+    the models they were started with)."""
+    return node.heartbeat.backend == "ollama"
+
+
 def pull_target(snap: FleetSnapshot) -> NodeState | None:
-    """Where a pull should land: the routable node with the most free memory, then free disk."""
-    nodes = [n for n in snap.nodes.values() if n.routable]
+    """Where a pull should land: the routable Ollama node with the most free memory, then free disk."""
+    nodes = [n for n in snap.nodes.values() if n.routable and manages_models(n)]
     if not nodes:
         return None
     return max(nodes, key=lambda n: (n.heartbeat.host.mem_available, n.heartbeat.host.disk_free, n.node_id))

@@ -16,7 +16,7 @@ from herd.dialects import ollama as codec
 from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, NotFound, UpstreamFailed, UpstreamStatus
 from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
 from herd.reqscope import request_stack
-from herd.routing.select import pull_target
+from herd.routing.select import manages_models, pull_target
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
@@ -36,7 +36,14 @@ def _named_node(snap: FleetSnapshot, body: dict[str, Any]) -> NodeState | None:
         return None
     if not isinstance(node_id, str) or node_id not in snap.nodes:
         raise NotFound(f"no node '{node_id}' in the fleet", param="node")
-    return snap.nodes[node_id]
+    node = snap.nodes[node_id]
+    if not manages_models(node):
+        raise BadRequest(
+            f"node '{node_id}' is an OpenAI-compatible server: herd cannot pull, delete or copy its models "
+            "(manage them on that server)",
+            param="node",
+        )
+    return node
 
 
 def blueprint(svc: RouterServices) -> Blueprint:
@@ -88,7 +95,11 @@ def blueprint(svc: RouterServices) -> Blueprint:
         snap = svc.registry.snapshot
         named = _named_node(snap, body)
         wanted = normalize_model(model)
-        targets = [named] if named else [n for n in snap.nodes.values() if n.routable and wanted in n.models]
+        targets = (
+            [named]
+            if named
+            else [n for n in snap.nodes.values() if n.routable and wanted in n.models and manages_models(n)]
+        )
         if not targets:
             raise ModelNotFound(f"model '{model}' not found on any node", param="model")
         upstream_body = {k: v for k, v in body.items() if k != "node"}

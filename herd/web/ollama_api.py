@@ -87,6 +87,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             strict_header=request.headers.get("X-Herd-Strict"),
             snap=svc.registry.snapshot,
             cfg=svc.policy_now(),
+            task="embedding",
         )
         outcome = svc.recorder.begin(
             request.scope,

@@ -43,6 +43,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         requested: str,
         stream: bool,
         tags: tuple[str, ...],
+        task: str = "completion",
     ) -> tuple[policies.Plan, RequestRecord, Opened]:
         """Policies, the request's record, and a node streaming the converted body (the shared middle)."""
         plan = policies.plan(
@@ -50,6 +51,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             strict_header=request.headers.get("X-Herd-Strict"),
             snap=svc.registry.snapshot,
             cfg=svc.policy_now(),
+            task=task,
         )
         outcome = svc.recorder.begin(
             request.scope,
@@ -104,7 +106,13 @@ def blueprint(svc: RouterServices) -> Blueprint:
         body, tags = await caller_body()
         upstream_body, opts = embeddings.openai_request(body)
         _, outcome, opened = await route(
-            upstream_body, dialect="openai", path="/api/embed", requested=opts.model, stream=False, tags=tags
+            upstream_body,
+            dialect="openai",
+            path="/api/embed",
+            requested=opts.model,
+            stream=False,
+            tags=tags,
+            task="embedding",
         )
         reply = json.loads(await relay.json_body(opened, outcome))
         return _json(embeddings.openai_response(reply, opts), outcome.response_headers())
