@@ -194,6 +194,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--ollama-url with a loopback host replaced by this machine's address)",
     )
     node.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=float(env.get("FLEET_NODE_HEARTBEAT_INTERVAL", 5.0)),
+        help="seconds between heartbeats (env FLEET_NODE_HEARTBEAT_INTERVAL; default 5)",
+    )
+    node.add_argument(
         "--parallel",
         type=int,
         default=int(env.get("OLLAMA_NUM_PARALLEL", "0") or 0),
@@ -275,6 +281,7 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
         mdns_interfaces=_interfaces(args.mdns_interface, env),
         parallel=max(0, args.parallel),
         backend=args.backend,
+        heartbeat_interval=max(0.1, args.heartbeat_interval),
     )
 
 

@@ -27,6 +27,8 @@ def _node_json(node: NodeState, now: float, in_flight: int, paused: bool) -> dic
         "paused": paused,
         "last_seen_seconds_ago": round(now - node.last_seen, 3),
         "in_flight": in_flight,
+        "parallel": hb.parallel,
+        "capabilities": {m: sorted(c) for m, c in sorted(node.capabilities.items())},
         "host": {
             "cpu_percent": hb.host.cpu_percent,
             "cpu_count": hb.host.cpu_count,
