@@ -16,6 +16,7 @@ from herd import __version__
 from herd.config import (
     DEFAULT_OLLAMA_URL,
     DEFAULT_ROUTER_PORT,
+    MediaConfig,
     NodeConfig,
     RouterConfig,
     RoutingConfig,
@@ -193,6 +194,31 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="backend URL as the router should reach it (env FLEET_NODE_ADVERTISE_URL; default: "
         "--ollama-url with a loopback host replaced by this machine's address)",
     )
+    for kind, label in (("image", "image generation"), ("stt", "speech-to-text")):
+        up = kind.upper()
+        node.add_argument(
+            f"--{kind}-url",
+            default=env.get(f"FLEET_NODE_{up}_URL"),
+            help=f"an OpenAI-compatible {label} server this node offers (env FLEET_NODE_{up}_URL)",
+        )
+        node.add_argument(
+            f"--{kind}-command",
+            default=env.get(f"FLEET_NODE_{up}_COMMAND"),
+            help=f"a local {label} command this node offers, run per request (env FLEET_NODE_{up}_COMMAND; "
+            "placeholders in docs/api.md)",
+        )
+        node.add_argument(
+            f"--{kind}-model",
+            default=env.get(f"FLEET_NODE_{up}_MODEL"),
+            help=f"the model name to report for {label} (env FLEET_NODE_{up}_MODEL; default: the server's "
+            "/v1/models, or local-image / local-stt for a command)",
+        )
+    node.add_argument(
+        "--service-port",
+        type=int,
+        default=int(env.get("FLEET_NODE_SERVICE_PORT", 11436)),
+        help="port of the agent's own server for media commands (env FLEET_NODE_SERVICE_PORT; default 11436)",
+    )
     node.add_argument(
         "--heartbeat-interval",
         type=float,
@@ -282,6 +308,15 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
         parallel=max(0, args.parallel),
         backend=args.backend,
         heartbeat_interval=max(0.1, args.heartbeat_interval),
+        media=MediaConfig(
+            image_url=args.image_url.rstrip("/") if args.image_url else None,
+            image_command=args.image_command,
+            image_model=args.image_model,
+            stt_url=args.stt_url.rstrip("/") if args.stt_url else None,
+            stt_command=args.stt_command,
+            stt_model=args.stt_model,
+            service_port=args.service_port,
+        ),
     )
 
 

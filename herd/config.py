@@ -22,6 +22,8 @@ class UpstreamConfig:
     first_byte_timeout: float = 300.0
     # Longest silence tolerated between two chunks of a running stream.
     idle_timeout: float = 300.0
+    # Longest a whole image generation or transcription may take on one node.
+    media_timeout: float = 900.0
     max_connections: int = 512
     max_keepalive: int = 64
 
@@ -106,3 +108,25 @@ class NodeConfig:
     parallel: int = 0
     # What the backend speaks: "ollama", or "openai" (llama.cpp's llama-server, vLLM, LM Studio).
     backend: str = "ollama"
+    # Media backends this node serves besides its main backend (see herd.node.media).
+    media: MediaConfig = field(default_factory=lambda: MediaConfig())
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    """Image generation and speech-to-text on a node: an OpenAI-compatible server (`*_url`) or a local command
+    (`*_command`, run by the agent's own small server on `service_host:service_port`)."""
+
+    image_url: str | None = None
+    image_command: str | None = None
+    image_model: str | None = None
+    stt_url: str | None = None
+    stt_command: str | None = None
+    stt_model: str | None = None
+    service_host: str = "0.0.0.0"
+    service_port: int = 11436
+    command_timeout: float = 900.0
+
+    @property
+    def needs_service(self) -> bool:
+        return bool(self.image_command or self.stt_command)

@@ -198,7 +198,7 @@ class RawUpstream:
 
     @asynccontextmanager
     async def stream(
-        self, method: str, url: str, body: bytes | None = None
+        self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
     ) -> AsyncIterator[UpstreamResponse]:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -210,7 +210,7 @@ class RawUpstream:
         payload = body or b""
         request = (
             f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: */*\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode("latin-1") + payload
         key = (host, port)
         pool = self._idle.get(key)

@@ -31,7 +31,7 @@ class UpstreamResponse(Protocol):
 
 class Upstream(Protocol):
     def stream(
-        self, method: str, url: str, body: bytes | None = None
+        self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
     ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
 
     async def get(self, url: str) -> tuple[int, bytes]: ...

@@ -58,12 +58,16 @@ def model_object(entry: dict[str, Any]) -> dict[str, Any]:
     """One Ollama `/api/tags` entry → an OpenAI `model` object."""
     name = entry.get("name") or entry.get("model") or ""
     name = name if isinstance(name, str) else str(name)
-    return {
+    out = {
         "id": name,
         "object": "model",
         "created": unix_time(entry.get("modified_at")),
         "owned_by": _owner(name),
     }
+    for extra in ("capabilities", "nodes"):  # herd's additions: what it can do, and where it runs
+        if extra in entry:
+            out[extra] = entry[extra]
+    return out
 
 
 def models_list(entries: list[dict[str, Any]]) -> dict[str, Any]:

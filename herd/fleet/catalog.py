@@ -23,10 +23,21 @@ def _merge(entries: list[dict[str, Any]], newest_key: str) -> list[dict[str, Any
 
 
 def merged_tags(snap: FleetSnapshot) -> list[dict[str, Any]]:
-    """Every model on disk somewhere in the fleet, once, newest first (as Ollama orders `/api/tags`)."""
-    merged = _merge([m for n in _serving(snap) for m in n.heartbeat.models], "modified_at")
+    """Every model on disk somewhere in the fleet, once, newest first (as Ollama orders `/api/tags`). Each
+    entry also says which nodes serve it (`nodes`) and, where known, what it can do (`capabilities`)."""
+    serving = _serving(snap)
+    merged = _merge([m for n in serving for m in n.heartbeat.models], "modified_at")
     merged.sort(key=lambda m: str(m.get("modified_at", "")), reverse=True)
-    return merged
+    out = []
+    for entry in merged:
+        name = normalize_model(entry["name"])
+        nodes = sorted(n.node_id for n in serving if name in n.models)
+        caps = sorted({c for n in serving for c in n.capabilities.get(name, ())})
+        item = {**entry, "nodes": nodes}
+        if caps:
+            item["capabilities"] = caps
+        out.append(item)
+    return out
 
 
 def merged_ps(snap: FleetSnapshot) -> list[dict[str, Any]]:
@@ -46,7 +57,12 @@ def find_model(snap: FleetSnapshot, name: str) -> dict[str, Any] | None:
 
 def fleet_version(snap: FleetSnapshot, fallback: str) -> str:
     """The oldest backend version among serving nodes, so clients never assume a feature some node lacks."""
-    versions = [n.heartbeat.backend_version for n in _serving(snap) if n.heartbeat.backend_version]
+    versions = [
+        n.heartbeat.backend_version
+        for n in _serving(snap)
+        if n.heartbeat.backend_version
+        and n.heartbeat.backend == "ollama"  # llama.cpp builds are not Ollama versions
+    ]
     if not versions:
         return fallback
 

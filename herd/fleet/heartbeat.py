@@ -11,7 +11,11 @@ heartbeat is a 400, never a half-filled node.
                "disk_free": 1, "load": [0.1, 0.2, 0.3]},
       "models": [ ...entries of Ollama's /api/tags "models", unchanged... ],
       "loaded": [ ...entries of Ollama's /api/ps "models", unchanged... ],
-      "parallel": 4          # optional: requests per model the backend runs at once (0 = unknown)
+      "parallel": 4,         # optional: requests per model the backend runs at once (0 = unknown)
+      "media": [             # optional: image generation and speech-to-text the node can serve
+        {"kind": "image", "model": "x/z-image-turbo", "url": "http://10.0.0.5:11434", "api": "ollama"},
+        {"kind": "transcription", "model": "whisper-1", "url": "http://10.0.0.5:11436", "api": "openai"}
+      ]
     }
 """
 
@@ -49,6 +53,8 @@ class Heartbeat:
     loaded: tuple[dict[str, Any], ...]
     # Parallel requests per model the backend serves (Ollama's OLLAMA_NUM_PARALLEL); 0 = unknown.
     parallel: int = 0
+    # Media backends: {"kind": "image" | "transcription", "model", "url", "api": "openai" | "ollama"}.
+    media: tuple[dict[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +77,7 @@ class Heartbeat:
             "models": list(self.models),
             "loaded": list(self.loaded),
             "parallel": self.parallel,
+            "media": [dict(m) for m in self.media],
         }
 
 
@@ -96,6 +103,28 @@ def _entries(obj: dict[str, Any], name: str) -> tuple[dict[str, Any], ...]:
         if "name" not in entry:
             entry = {**entry, "name": entry["model"]}
         out.append(entry)
+    return tuple(out)
+
+
+MEDIA_KINDS = ("image", "transcription")
+MEDIA_APIS = ("openai", "ollama")
+
+
+def _media(obj: dict[str, Any]) -> tuple[dict[str, str], ...]:
+    out = []
+    for entry in _field(obj, "media", list, []):
+        if not isinstance(entry, dict):
+            raise BadRequest("heartbeat: every 'media' entry must be an object", param="media")
+        kind, model, url, api = (entry.get(k) for k in ("kind", "model", "url", "api"))
+        if kind not in MEDIA_KINDS or api not in MEDIA_APIS:
+            raise BadRequest(
+                f"heartbeat: media 'kind' must be one of {MEDIA_KINDS}, 'api' one of {MEDIA_APIS}"
+            )
+        if not isinstance(model, str) or not model or not isinstance(url, str):
+            raise BadRequest("heartbeat: media entries need a 'model' name and a 'url'", param="media")
+        if not url.startswith("http://"):
+            raise BadRequest("heartbeat: media 'url' must be an http URL", param="media")
+        out.append({"kind": kind, "model": model, "url": url.rstrip("/"), "api": api})
     return tuple(out)
 
 
@@ -136,4 +165,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         models=_entries(obj, "models"),
         loaded=_entries(obj, "loaded"),
         parallel=max(0, int(_field(obj, "parallel", int, 0))),
+        media=_media(obj),
     )

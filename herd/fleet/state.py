@@ -62,6 +62,12 @@ class NodeState:
         return self.heartbeat.backend_url
 
     @property
+    def routable_media(self) -> bool:
+        """Can take media requests: heard from recently and not draining (its media backends are separate
+        servers, so a down chat backend does not stop them)."""
+        return self.status is NodeStatus.ONLINE and not self.heartbeat.draining
+
+    @property
     def routable(self) -> bool:
         """Can take new requests: heard from recently, backend answering, not draining."""
         hb = self.heartbeat

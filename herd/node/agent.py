@@ -21,6 +21,7 @@ import trio
 
 from herd.fleet.heartbeat import Heartbeat, HostStats
 from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
+from herd.node.media import MediaScout
 from herd.node.openai_probe import OpenAIProber
 
 log = logging.getLogger("herd.node")
@@ -119,6 +120,7 @@ class Agent:
         drain_timeout: float = 3.0,
         host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
         backend: str = "ollama",
+        media: MediaScout | None = None,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -134,6 +136,7 @@ class Agent:
         self.drain_timeout = drain_timeout
         self.host_probe = host_probe
         self.backend = backend
+        self.media = media
         self._openai = OpenAIProber(client, backend_url) if backend == "openai" else None
         self.sent = 0
         self.last: Heartbeat | None = None
@@ -161,6 +164,10 @@ class Agent:
             self._backend_up = probe.up
         self._backend_seen |= probe.up
         host = await self.host_probe(self.data_dir)
+        media: tuple[dict[str, str], ...] = ()
+        if self.media is not None:
+            with trio.move_on_after(self.probe_timeout):
+                media = await self.media.scan(probe, self.advertise())
         return build_heartbeat(
             node_id=self.node_id,
             backend_url=self.advertise(),
@@ -169,6 +176,7 @@ class Agent:
             interval=self.interval,
             parallel=self.parallel or int(probe.extra.get("parallel", 0)),
             backend=self.backend,
+            media=media,
         )
 
     async def _deliver(self, hb: Heartbeat | None) -> bool:

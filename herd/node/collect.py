@@ -94,6 +94,7 @@ def build_heartbeat(
     draining: bool = False,
     parallel: int = 0,
     backend: str = "ollama",
+    media: tuple[dict[str, str], ...] = (),
 ) -> Heartbeat:
     return Heartbeat(
         node_id=node_id,
@@ -108,4 +109,5 @@ def build_heartbeat(
         models=probe.models if probe.up else (),
         loaded=probe.loaded if probe.up else (),
         parallel=parallel,
+        media=media,
     )

@@ -22,6 +22,8 @@ import trio
 from herd.config import NodeConfig
 from herd.fleet.discovery import browse_router, default_interfaces
 from herd.node.agent import Agent, HttpSink, advertised_url
+from herd.node.commands import CommandServer
+from herd.node.media import MediaScout
 
 log = logging.getLogger("herd.node")
 
@@ -48,7 +50,7 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def build_agent(cfg: NodeConfig, client: httpx.AsyncClient) -> Agent:
+def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandServer | None = None) -> Agent:
     interfaces = list(cfg.mdns_interfaces) or default_interfaces()
 
     async def locate() -> str | None:
@@ -59,6 +61,14 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient) -> Agent:
         return None
 
     sink = HttpSink(client, locate)
+    media = None
+    if cfg.media.image_url or cfg.media.stt_url or commands is not None or cfg.backend == "ollama":
+        media = MediaScout(
+            cfg.media,
+            client,
+            advertise=lambda url: advertised_url(url, sink.router_url, None),
+            service_url=lambda: commands.url if commands is not None else None,
+        )
     return Agent(
         node_id=cfg.node_id,
         backend_url=cfg.ollama_url,
@@ -71,6 +81,7 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient) -> Agent:
         advertise=lambda: advertised_url(cfg.ollama_url, sink.router_url, cfg.advertise_url),
         parallel=cfg.parallel,
         backend=cfg.backend,
+        media=media,
     )
 
 
@@ -87,9 +98,12 @@ async def _run(cfg: NodeConfig) -> None:
     timeout = httpx.Timeout(cfg.probe_timeout, connect=cfg.probe_timeout)
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=4)
     async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
-        agent = build_agent(cfg, client)
+        commands = CommandServer(cfg.media) if cfg.media.needs_service else None
+        agent = build_agent(cfg, client, commands)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
+                if commands is not None:
+                    await nursery.start(commands.run)
                 await nursery.start(agent.run)
                 log.info("herd node %s serving %s", cfg.node_id, cfg.ollama_url)
                 async for sig in signals:

@@ -9,7 +9,16 @@ from werkzeug.exceptions import HTTPException
 from herd.errors import HerdError
 from herd.observe.broadcaster import Broadcaster
 from herd.services import RouterServices
-from herd.web import analytics_api, dashboard, errors, fleet_api, manage_api, ollama_api, openai_api
+from herd.web import (
+    analytics_api,
+    dashboard,
+    errors,
+    fleet_api,
+    manage_api,
+    media_api,
+    ollama_api,
+    openai_api,
+)
 
 
 def create_app(services: RouterServices, broadcaster: Broadcaster) -> QuartTrio:
@@ -27,6 +36,7 @@ def create_app(services: RouterServices, broadcaster: Broadcaster) -> QuartTrio:
     app.register_blueprint(openai_api.blueprint(services))
     app.register_blueprint(fleet_api.blueprint(services))
     app.register_blueprint(manage_api.blueprint(services))
+    app.register_blueprint(media_api.blueprint(services))
     app.register_blueprint(analytics_api.blueprint(services))
     app.register_blueprint(dashboard.blueprint(services, broadcaster))
     return app

@@ -17,6 +17,7 @@ from herd.errors import ModelNotFound
 from herd.fleet import catalog
 from herd.reqscope import request_stack
 from herd.routing import policies, relay
+from herd.routing.media import catalog as media_catalog
 from herd.routing.proxy import Opened
 from herd.routing.record import RequestRecord
 from herd.services import RouterServices
@@ -138,7 +139,25 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/v1/models")
     async def models() -> Response:
-        return _json(codec.models_list(catalog.merged_tags(svc.registry.snapshot)))
+        snap = svc.registry.snapshot
+        listing = codec.models_list(catalog.merged_tags(snap))
+        for kind in (
+            "image",
+            "transcription",
+        ):  # media models too, as OpenAI lists its image and audio models
+            for item in media_catalog(snap, kind):
+                nodes = [n["node_id"] for n in item["nodes"]]  # type: ignore[attr-defined]
+                listing["data"].append(
+                    {
+                        "id": item["name"],
+                        "object": "model",
+                        "created": int(time.time()),
+                        "owned_by": "herd",
+                        "capabilities": [kind],
+                        "nodes": nodes,
+                    }
+                )
+        return _json(listing)
 
     @bp.get("/v1/models/<path:model_id>")
     async def model(model_id: str) -> Response:

@@ -1,0 +1,123 @@
+"""Routing for image generation and speech-to-text: pick a node whose agent advertises the media backend, hold
+a slot on it for the call, send, and try the next node if one cannot be reached.
+
+Node agents report media backends in their heartbeats (`herd.fleet.heartbeat`, `media`): an Ollama image
+model (`api: ollama`), or an OpenAI-compatible images/transcriptions endpoint (`api: openai`), which is either a
+server given by `--image-url`/`--stt-url` or the agent's own wrapper around a local command. The web routes in
+`herd.web.media_api` call `Media.call` with a function building the request for the chosen backend. Choosing is
+a pure function over the snapshot: the least busy online node first, ties by node id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import trio
+
+from herd.backends.upstream import Upstream, UpstreamError
+from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, UpstreamFailed
+from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus, normalize_model
+from herd.routing.slots import Slots
+
+log = logging.getLogger("herd.media")
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    node: NodeState
+    model: str
+    url: str
+    api: str  # "openai" or "ollama"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    path: str
+    body: bytes
+    content_type: str = "application/json"
+
+
+def catalog(snap: FleetSnapshot, kind: str) -> list[dict[str, object]]:
+    """Every `kind` model in the fleet, once, with the nodes serving it (offline nodes left out)."""
+    models: dict[str, dict[str, object]] = {}
+    for node in sorted(snap.nodes.values(), key=lambda n: n.node_id):
+        if node.status is NodeStatus.OFFLINE:
+            continue
+        for entry in node.heartbeat.media:
+            if entry["kind"] != kind:
+                continue
+            item = models.setdefault(entry["model"], {"name": entry["model"], "kind": kind, "nodes": []})
+            nodes = item["nodes"]
+            assert isinstance(nodes, list)
+            nodes.append({"node_id": node.node_id, "api": entry["api"], "online": node.routable_media})
+    return sorted(models.values(), key=lambda m: str(m["name"]))
+
+
+def candidates(
+    snap: FleetSnapshot, kind: str, model: str | None, in_flight: Mapping[tuple[str, str], int]
+) -> list[Backend]:
+    """Nodes that can serve `kind` for `model` (any model of that kind when None), least busy first."""
+    wanted = normalize_model(model) if model else None
+    found: list[tuple[int, str, Backend]] = []
+    for node in snap.nodes.values():
+        if not node.routable_media:
+            continue
+        for entry in node.heartbeat.media:
+            if entry["kind"] != kind or (wanted and normalize_model(entry["model"]) != wanted):
+                continue
+            busy = sum(n for (node_id, _), n in in_flight.items() if node_id == node.node_id)
+            found.append((busy, node.node_id, Backend(node, entry["model"], entry["url"], entry["api"])))
+            break
+    return [b for _, _, b in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
+def no_backend(snap: FleetSnapshot, kind: str, model: str | None) -> Exception:
+    what = "image generation" if kind == "image" else "speech-to-text"
+    known = {e["model"] for n in snap.nodes.values() for e in n.heartbeat.media if e["kind"] == kind}
+    if model and known and normalize_model(model) not in {normalize_model(m) for m in known}:
+        return ModelNotFound(
+            f"no node serves {what} with model '{model}' (available: {', '.join(sorted(known))})"
+        )
+    if known:
+        return NoNodeAvailable(f"every node serving {what} is offline or draining", retry_after=5)
+    return BadRequest(f"no node in the fleet advertises {what}: start an agent with a backend for it")
+
+
+class Media:
+    def __init__(
+        self, registry_snapshot: Callable[[], FleetSnapshot], slots: Slots, upstream: Upstream, timeout: float
+    ):
+        self.snapshot = registry_snapshot
+        self.slots = slots
+        self.upstream = upstream
+        self.timeout = timeout
+
+    async def call(
+        self, kind: str, model: str | None, build: Callable[[Backend], Request], retries: int = 2
+    ) -> tuple[Backend, int, bytes]:
+        """Send what `build` makes for the best backend; the next one if it cannot be reached. Holds a slot on
+        (node, kind:model) for the whole call."""
+        snap = self.snapshot()
+        found = candidates(snap, kind, model, self.slots.in_flight)
+        if not found:
+            raise no_backend(snap, kind, model)
+        failures: list[str] = []
+        for backend in found[: retries + 1]:
+            req = build(backend)
+            key = f"{kind}:{backend.model}"
+            self.slots.reserve(backend.node.node_id, key)
+            try:
+                with trio.fail_after(self.timeout):
+                    async with self.upstream.stream(
+                        "POST", backend.url + req.path, req.body, content_type=req.content_type
+                    ) as resp:
+                        return backend, resp.status, await resp.read()
+            except (UpstreamError, trio.TooSlowError) as exc:
+                reason = str(exc) or f"no answer within {self.timeout:g} s"
+                failures.append(f"{backend.node.node_id}: {reason}")
+                log.warning("%s on %s failed: %s", kind, backend.node.node_id, reason)
+            finally:
+                self.slots.release(backend.node.node_id, key)
+        raise UpstreamFailed("every node tried failed: " + "; ".join(failures), retry_after=5)
