@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +26,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from llama_build import server_binary  # noqa: E402
-from test_llama_e2e import model_path  # noqa: E402
+from llama_cluster import LlamaCluster, missing  # noqa: E402
 
 PROMPTS = [
     "Write two sentences about the sea.",
@@ -38,17 +34,6 @@ PROMPTS = [
     "Explain what a router does, briefly.",
     "Describe a cat in three sentences.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def spawn(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def ttft(client: httpx.Client, base: str, prompt: str) -> float:
@@ -94,116 +79,27 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--ttft-samples", type=int, default=12)
     args = parser.parse_args()
-    model = model_path()
-    if not server_binary().exists() or model is None:
-        print("run `python3 tasks.py e2e-setup` first", file=sys.stderr)
+    why = missing()
+    if why:
+        print(why, file=sys.stderr)
         return 2
-    procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as tmp_s:
-        tmp = Path(tmp_s)
-        try:
-            rport = free_port()
-            router = f"http://127.0.0.1:{rport}"
-            herd = [sys.executable, "-m", "herd"]
-            procs.append(
-                spawn(
-                    [
-                        *herd,
-                        "run",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(rport),
-                        "--data-dir",
-                        str(tmp / "r"),
-                        "--no-local-node",
-                        "--no-mdns",
-                    ],
-                    tmp / "router.log",
-                )
-            )
-            direct = ""
-            for name in ("a", "b"):
-                port = free_port()
-                direct = direct or f"http://127.0.0.1:{port}"
-                procs.append(
-                    spawn(
-                        [
-                            str(server_binary()),
-                            "-m",
-                            str(model),
-                            "--alias",
-                            "smollm2",
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(port),
-                            "-t",
-                            "1",
-                            "-c",
-                            "2048",
-                            "-np",
-                            "2",
-                            "--no-webui",
-                        ],
-                        tmp / f"llama-{name}.log",
-                    )
-                )
-                procs.append(
-                    spawn(
-                        [
-                            *herd,
-                            "node",
-                            "--backend",
-                            "openai",
-                            "--backend-url",
-                            f"http://127.0.0.1:{port}",
-                            "--router-url",
-                            router,
-                            "--node-id",
-                            name,
-                            "--data-dir",
-                            str(tmp / f"n-{name}"),
-                            "--heartbeat-interval",
-                            "1",
-                        ],
-                        tmp / f"node-{name}.log",
-                    )
-                )
-            with httpx.Client(trust_env=False, timeout=300) as client:
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    try:
-                        nodes = client.get(router + "/fleet/status").json()["nodes"]
-                        if sum(1 for n in nodes if n["routable"] and n["models"]) == 2:
-                            break
-                    except (httpx.HTTPError, ValueError):
-                        pass
-                    time.sleep(0.3)
-                else:
-                    raise RuntimeError("nodes did not join")
-                for base in (direct, router):  # warm both paths (prompt caches, connections)
-                    for p in PROMPTS:
-                        one(client, base, p, 4)
-                results: dict[str, list[float]] = {"direct": [], "herd": []}
-                for i in range(args.ttft_samples):  # interleaved, so drift hits both alike
-                    # a fresh prefix every time: no prompt-cache hit on either path
-                    results["direct"].append(
-                        ttft(client, direct, f"Request {i}-d. {PROMPTS[i % len(PROMPTS)]}")
-                    )
-                    results["herd"].append(
-                        ttft(client, router, f"Request {i}-h. {PROMPTS[i % len(PROMPTS)]}")
-                    )
-            t_direct = throughput(direct, args.requests, args.max_tokens)
-            t_herd = throughput(router, args.requests, args.max_tokens)
-        finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LlamaCluster(Path(tmp), ["a", "b"], embeddings=False) as cluster,
+    ):
+        cluster.wait_routable({"a", "b"})
+        direct, router = cluster.server_url["a"], cluster.router
+        client = cluster.http
+        for base in (direct, router):  # warm both paths (connections, the template's cached prefix)
+            for p in PROMPTS:
+                one(client, base, p, 4)
+        results: dict[str, list[float]] = {"direct": [], "herd": []}
+        for i in range(args.ttft_samples):  # interleaved, so drift hits both alike
+            # a fresh prefix every time: no prompt-cache hit on either path
+            results["direct"].append(ttft(client, direct, f"Request {i}-d. {PROMPTS[i % len(PROMPTS)]}"))
+            results["herd"].append(ttft(client, router, f"Request {i}-h. {PROMPTS[i % len(PROMPTS)]}"))
+        t_direct = throughput(direct, args.requests, args.max_tokens)
+        t_herd = throughput(router, args.requests, args.max_tokens)
     d50, h50 = statistics.median(results["direct"]), statistics.median(results["herd"])
     print("| measure | straight to one llama-server | through herd (2 nodes) | ratio |")
     print("|---|---|---|---|")

@@ -10,16 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
+from fake_server import FakeServer, Message, Receive, Send
 
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
 )
@@ -37,30 +31,11 @@ def multipart_fields(body: bytes, content_type: str) -> dict[str, bytes]:
     return out
 
 
-class _Server:
+class _Server(FakeServer):
     def __init__(self) -> None:
-        self.url = ""
         self.requests: list[tuple[str, Any]] = []
 
-    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        config = Config()
-        config.bind = ["127.0.0.1:0"]
-        config.loglevel = "WARNING"
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(serve, self, config)
-            self.url = binds[0]
-            task_status.started(self.url)
-
-    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            return await send({"type": "lifespan.shutdown.complete"})
-        raw = b""
-        while (msg := await receive())["type"] == "http.request":
-            raw += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+    async def handle(self, scope: Message, raw: bytes, receive: Receive, send: Send) -> None:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, body, ctype = self.answer(
             scope["method"], scope["path"], raw, headers.get("content-type", "")

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # the repo root, for `bench`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fake_server import FakeServer, Message, Receive, Send
 
 from bench.ollama_wire import (
     ApiError,
@@ -44,9 +44,6 @@ from bench.ollama_wire import (
 
 __all__ = ["ApiError", "FakeModel", "FakeOllama", "keep_alive_seconds", "rfc3339"]
 
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 JSON_CT = b"application/json; charset=utf-8"
 ROUTES = {"/": "GET HEAD", "/api/version": "GET HEAD", "/api/tags": "GET HEAD", "/api/ps": "GET"}
 ROUTES |= dict.fromkeys(("/api/show", "/api/chat", "/api/generate", "/api/embed", "/api/embeddings"), "POST")
@@ -61,7 +58,7 @@ def response(status: int, body: bytes, ctype: bytes = JSON_CT) -> list[Message]:
     ]
 
 
-class FakeOllama:
+class FakeOllama(FakeServer):
     """The fake node. `await nursery.start(fake.run)` returns its URL; the knobs may change at any time.
 
     Knobs: `fail_next` (popped one per chat/generate: that status + {"error": msg}), `fail_after_chunks`
@@ -98,27 +95,7 @@ class FakeOllama:
     def model_specs(self) -> list[FakeModel]:
         return list(self.models.values())
 
-    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        config = Config()
-        config.bind = [self.bind]
-        config.loglevel = "WARNING"
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(serve, self, config)
-            self.url = binds[0]
-            task_status.started(self.url)
-
-    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            return await send({"type": "lifespan.shutdown.complete"})
-        raw = b""
-        while (msg := await receive())["type"] == "http.request":
-            raw += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        else:
-            return  # the client left before sending its whole body
+    async def handle(self, scope: Message, raw: bytes, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
         allowed = ROUTES.get(path, "")
         if method not in allowed.split():

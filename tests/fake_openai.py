@@ -12,20 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import trio
 import trio.lowlevel
-from hypercorn.config import Config
-from hypercorn.trio import serve
-
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from fake_server import FakeServer, Message, Receive, Send
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     def __init__(
         self,
         model: str = "smollm2",
@@ -44,15 +37,6 @@ class FakeOpenAI:
         self.healthy = True
         self.fail_after_chunks: int | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
-
-    async def run(self, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
-        config = Config()
-        config.bind = ["127.0.0.1:0"]
-        config.loglevel = "WARNING"
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(serve, self, config)
-            self.url = binds[0]
-            task_status.started(self.url)
 
     @property
     def words(self) -> list[str]:
@@ -76,16 +60,7 @@ class FakeOpenAI:
             "predicted_ms": 40.25,
         }
 
-    async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            return await send({"type": "lifespan.shutdown.complete"})
-        raw = b""
-        while (msg := await receive())["type"] == "http.request":
-            raw += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+    async def handle(self, scope: Message, raw: bytes, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
         if method == "GET":
             return await self._get(path, send)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import ollama
+import openai
 import trio
 from conftest import heartbeat_json
 from fake_ollama import FakeModel, FakeOllama
@@ -58,3 +62,23 @@ async def start_fleet(
     for node_id in nodes:
         await fleet.beat(node_id)
     return fleet
+
+
+@contextlib.contextmanager
+def ollama_client(url: str) -> Iterator[ollama.Client]:
+    """The official sync Ollama client (use it from `trio.to_thread`), closed afterwards."""
+    c = ollama.Client(host=url, trust_env=False)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@contextlib.contextmanager
+def openai_client(url: str) -> Iterator[openai.OpenAI]:
+    """The official sync OpenAI client on the router's `/v1` (use it from `trio.to_thread`), closed afterwards."""
+    c = openai.OpenAI(base_url=url + "/v1", api_key="herd", max_retries=0)
+    try:
+        yield c
+    finally:
+        c.close()

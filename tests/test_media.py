@@ -5,20 +5,17 @@ the media catalog."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 import trio
 from conftest import heartbeat_json
 from fake_media import PNG, FakeMediaServer, FakeOllamaImages
-from harness import Fleet, start_fleet
+from harness import Fleet, openai_client, start_fleet
 
 from herd.config import MediaConfig
 from herd.errors import BadRequest
@@ -26,15 +23,6 @@ from herd.fleet.heartbeat import parse_heartbeat
 from herd.node.collect import BackendProbe
 from herd.node.commands import CommandServer, render
 from herd.node.media import MediaScout
-
-
-@contextlib.contextmanager
-def openai_client(url: str) -> Iterator[openai.OpenAI]:
-    c = openai.OpenAI(base_url=url + "/v1", api_key="herd", max_retries=0)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 async def post_media(

@@ -3,19 +3,15 @@ ways (Ollama and OpenAI callers), honest counts and durations, capabilities, and
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import ollama
-import openai
 import trio
 from fake_ollama import FakeModel, FakeOllama
 from fake_openai import FakeOpenAI
-from harness import Fleet, start_fleet
+from harness import Fleet, ollama_client, openai_client, start_fleet
 
 from herd.backends.openai_request import data_url, translate
 from herd.backends.openai_response import to_ollama
@@ -24,24 +20,6 @@ from herd.node.collect import build_heartbeat
 from herd.node.openai_probe import OpenAIProber
 
 GIB = 1 << 30
-
-
-@contextlib.contextmanager
-def ollama_client(url: str) -> Iterator[ollama.Client]:
-    c = ollama.Client(host=url, trust_env=False)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@contextlib.contextmanager
-def openai_client(url: str) -> Iterator[openai.OpenAI]:
-    c = openai.OpenAI(base_url=url + "/v1", api_key="herd", max_retries=0)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 async def join(fleet: Fleet, node_id: str, fake: FakeOpenAI) -> dict[str, Any]:

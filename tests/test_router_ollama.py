@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import ollama
 import pytest
 import trio
 from fake_ollama import FakeModel, FakeOllama
+from harness import ollama_client as client
 from harness import start_fleet
 
 from herd.config import RouterConfig
 from herd.nursery.router import Router
 
 MODEL = "llama3.2:3b"
-
-
-@contextlib.contextmanager
-def client(url: str) -> Iterator[ollama.Client]:
-    c = ollama.Client(host=url, trust_env=False)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 async def test_chat_stream_and_not_with_official_client(nursery: trio.Nursery, tmp_path: Path) -> None:

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 import trio
 from fake_ollama import FakeModel, FakeOllama
+from harness import openai_client as client
 from harness import start_fleet
 
 MODEL = "llama3.2:3b"
-
-
-@contextlib.contextmanager
-def client(url: str) -> Iterator[openai.OpenAI]:
-    c = openai.OpenAI(base_url=url + "/v1", api_key="herd", max_retries=0)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 async def test_chat_completion_non_stream(nursery: trio.Nursery, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ caller's cancel scopes. The implementation in use is `herd.backends.rawhttp.RawU
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
@@ -37,3 +38,15 @@ class Upstream(Protocol):
     async def get(self, url: str) -> tuple[int, bytes]: ...
 
     async def aclose(self) -> None: ...
+
+
+def error_message(body: bytes) -> str:
+    """The message in a backend's error body, Ollama (`{"error": "..."}`) or OpenAI (`{"error": {"message"}}`)
+    shaped, else the start of the body."""
+    try:
+        err = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        err = None
+    if isinstance(err, dict):
+        err = err.get("message")
+    return str(err) if err else body[:200].decode("utf-8", "replace") or "no details"

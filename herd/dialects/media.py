@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from herd.backends.upstream import error_message
 from herd.errors import BadRequest, UpstreamFailed, UpstreamStatus
 from herd.routing.media import Backend, Request
 
@@ -112,13 +113,7 @@ def image_backend_request(job: ImageJob, backend: Backend) -> Request:
 
 def _error(status: int, data: bytes) -> UpstreamStatus | UpstreamFailed:
     """A 4xx is the caller's to fix and passes through; a 5xx is the backend failing (502)."""
-    try:
-        err = json.loads(data).get("error")
-    except (ValueError, AttributeError):
-        err = None
-    if isinstance(err, dict):
-        err = err.get("message")
-    message = str(err or data[:200].decode("utf-8", "replace") or f"HTTP {status}")
+    message = error_message(data) if data else f"HTTP {status}"
     if status >= 500:
         return UpstreamFailed(f"media backend failed (HTTP {status}): {message}")
     return UpstreamStatus(status, message)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import trio
 
 from herd.backends import kinds
-from herd.backends.upstream import Upstream, UpstreamError
+from herd.backends.upstream import Upstream, UpstreamError, error_message
 from herd.config import RouterConfig
 from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
 from herd.fleet.registry import Registry
@@ -49,16 +49,6 @@ class Opened:
 
 class _Exhausted(Exception):
     """Every candidate has been tried."""
-
-
-def _error_message(body: bytes) -> str:
-    try:
-        err = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        err = None
-    if isinstance(err, dict):
-        err = err.get("message")
-    return str(err) if err else body[:200].decode("utf-8", "replace") or "no details"
 
 
 def _is_callers_fault(status: int) -> bool:
@@ -265,7 +255,7 @@ class Proxy:
             raise UpstreamError("idle", f"no response within {ucfg.first_byte_timeout:g} s")
         if resp.status != 200:
             with trio.move_on_after(ucfg.connect_timeout):
-                raise UpstreamStatus(resp.status, _error_message(await resp.read()))
+                raise UpstreamStatus(resp.status, error_message(await resp.read()))
             raise UpstreamStatus(resp.status, f"HTTP {resp.status}")
         chunks = resp.chunks()
         if req.wrap is not None:

