@@ -79,6 +79,37 @@ def test_node_env_and_flags() -> None:
     assert cfg.router_url is None and cfg.node_id == "gpu-2" and str(cfg.data_dir) == "/tmp/n2"
 
 
+def test_node_backend_kind_and_media_flags() -> None:
+    env = {
+        "FLEET_NODE_BACKEND": "openai",
+        "FLEET_NODE_BACKEND_URL": "http://127.0.0.1:8080/",
+        "FLEET_NODE_STT_URL": "http://s:9/",
+    }
+    args, _ = parse(["node", "--heartbeat-interval", "1.5"], env)
+    cfg = node_config(args, env)
+    assert (cfg.backend, cfg.ollama_url, cfg.heartbeat_interval) == ("openai", "http://127.0.0.1:8080", 1.5)
+    assert cfg.media.stt_url == "http://s:9" and not cfg.media.needs_service
+    args, _ = parse(
+        [
+            "node",
+            "--backend",
+            "ollama",
+            "--image-command",
+            "sd {prompt} {output}",
+            "--image-model",
+            "sd-turbo",
+            "--service-port",
+            "0",
+        ],
+        env,
+    )
+    cfg = node_config(args, env)
+    assert cfg.backend == "ollama" and cfg.media.image_command == "sd {prompt} {output}"
+    assert cfg.media.image_model == "sd-turbo" and cfg.media.service_port == 0 and cfg.media.needs_service
+    with pytest.raises(SystemExit):
+        parse(["node", "--backend", "vllm"], {})
+
+
 @pytest.mark.parametrize(
     ("command", "flags"),
     [
@@ -103,6 +134,13 @@ def test_node_env_and_flags() -> None:
             [
                 "--router-url",
                 "--ollama-url",
+                "--backend",
+                "--backend-url",
+                "--image-url",
+                "--image-command",
+                "--stt-url",
+                "--stt-command",
+                "FLEET_NODE_BACKEND",
                 "--node-id",
                 "--data-dir",
                 "FLEET_NODE_ROUTER_URL",

@@ -123,6 +123,8 @@ def test_chat_request_translation_images_tools_options_format() -> None:
     assert call["function"] == {"name": "f", "arguments": '{"a": 1}'} and call["type"] == "function"
     assert out["messages"][3] == {"role": "tool", "content": "42", "tool_call_id": call["id"]}
     assert data_url("/9j/4AAQ") == "data:image/jpeg;base64,/9j/4AAQ"
+    quiet = translate("/api/chat", {"model": "m", "messages": [], "think": False}, "m").body
+    assert quiet["chat_template_kwargs"] == {"enable_thinking": False}
 
 
 def test_generate_embed_and_raw_translation() -> None:
@@ -327,3 +329,48 @@ async def test_openai_node_failing_mid_stream_is_reported_not_cut(
         fleet.url + "/v1/chat/completions", json={"model": "smollm2", "messages": msgs, "stream": True}
     )
     assert "failed mid-stream" in sse.text and "data: [DONE]" not in sse.text
+
+
+async def test_agent_beats_for_an_openai_backend(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """The real agent loop with `backend="openai"`: what it sends is what the router needs."""
+    from herd.node.agent import Agent
+
+    fake = FakeOpenAI("smollm2", slots=3, embeddings=True)
+    await nursery.start(fake.run)
+    sent: list[Any] = []
+
+    class Sink:
+        async def ready(self) -> None:
+            return None
+
+        async def send(self, hb: Any) -> None:
+            sent.append(hb)
+
+        def describe(self) -> str:
+            return "test sink"
+
+    async def host(_: Path) -> HostStats:
+        return HostStats(cpu_count=2, mem_total=GIB, mem_available=GIB)
+
+    async with httpx.AsyncClient(trust_env=False) as client:
+        agent = Agent(
+            node_id="llama",
+            backend_url=fake.url,
+            data_dir=tmp_path,
+            client=client,
+            sink=Sink(),
+            host_probe=host,
+            backend="openai",
+        )
+        hb = await agent.beat()
+    assert (
+        hb.backend == "openai" and hb.backend_up and hb.parallel == 3 and hb.backend_version == "b9999-fake"
+    )
+    assert [m["name"] for m in hb.models] == ["smollm2"] and [m["name"] for m in hb.loaded] == ["smollm2"]
+    assert hb.models[0]["capabilities"] == ["completion", "embedding"]
+    fake.healthy = False
+    async with httpx.AsyncClient(trust_env=False) as client:
+        agent.client = client
+        agent._openai.client = client  # type: ignore[union-attr]
+        down = await agent.beat()
+    assert not down.backend_up and down.models == ()

@@ -112,6 +112,12 @@ def _sampling(body: dict[str, Any], out: dict[str, Any]) -> None:
         out["response_format"] = {"type": "json_schema", "json_schema": {"name": "response", "schema": fmt}}
 
 
+def _thinking(body: dict[str, Any], out: dict[str, Any]) -> None:
+    """Ollama `think: false` → the chat template switch llama.cpp and vLLM honour (Qwen3-style templates)."""
+    if body.get("think") is False:
+        out["chat_template_kwargs"] = {"enable_thinking": False}
+
+
 def _stream_fields(stream: bool, out: dict[str, Any]) -> None:
     out["stream"] = stream
     if stream:
@@ -126,6 +132,7 @@ def translate(path: str, body: dict[str, Any], model_id: str) -> Translated:
         if isinstance(body.get("tools"), list) and body["tools"]:
             out["tools"] = body["tools"]
         _sampling(body, out)
+        _thinking(body, out)
         _stream_fields(stream, out)
         return Translated("/v1/chat/completions", out, "chat", stream)
     if path == "/api/generate":
@@ -141,6 +148,7 @@ def translate(path: str, body: dict[str, Any], model_id: str) -> Translated:
         messages.append({"role": "user", "content": _content(prompt, body.get("images"))})
         out = {"model": model_id, "messages": messages}
         _sampling(body, out)
+        _thinking(body, out)
         _stream_fields(stream, out)
         return Translated("/v1/chat/completions", out, "generate", stream)
     if path in ("/api/embed", "/api/embeddings"):

@@ -28,6 +28,7 @@ def _node_json(node: NodeState, now: float, in_flight: int, paused: bool) -> dic
         "last_seen_seconds_ago": round(now - node.last_seen, 3),
         "in_flight": in_flight,
         "parallel": hb.parallel,
+        "media": [dict(m) for m in hb.media],
         "capabilities": {m: sorted(c) for m, c in sorted(node.capabilities.items())},
         "host": {
             "cpu_percent": hb.host.cpu_percent,
