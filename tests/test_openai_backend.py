@@ -363,14 +363,10 @@ async def test_agent_beats_for_an_openai_backend(nursery: trio.Nursery, tmp_path
             backend="openai",
         )
         hb = await agent.beat()
-    assert (
-        hb.backend == "openai" and hb.backend_up and hb.parallel == 3 and hb.backend_version == "b9999-fake"
-    )
+        fake.healthy = False
+        down = await agent.beat()
+    assert hb.backend == "openai" and hb.backend_up and hb.parallel == 3
+    assert hb.backend_version == "b9999-fake"
     assert [m["name"] for m in hb.models] == ["smollm2"] and [m["name"] for m in hb.loaded] == ["smollm2"]
     assert hb.models[0]["capabilities"] == ["completion", "embedding"]
-    fake.healthy = False
-    async with httpx.AsyncClient(trust_env=False) as client:
-        agent.client = client
-        agent._openai.client = client  # type: ignore[union-attr]
-        down = await agent.beat()
     assert not down.backend_up and down.models == ()
