@@ -14,6 +14,7 @@ import json
 import time
 from typing import Any
 
+import trio
 import trio.lowlevel
 from fake_server import FakeServer, Message, Receive, Send
 
@@ -35,6 +36,7 @@ class FakeOpenAI(FakeServer):
         self.llama_cpp, self.slots, self.n_ctx, self.tool_call = llama_cpp, slots, n_ctx, tool_call
         self.url = ""
         self.healthy = True
+        self.embed_delay = 0.0
         self.fail_after_chunks: int | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
 
@@ -67,6 +69,7 @@ class FakeOpenAI(FakeServer):
         req = json.loads(raw or b"{}")
         self.requests.append((path, req))
         if path == "/v1/embeddings":
+            await trio.sleep(self.embed_delay)  # a busy server queues the request behind generations
             if not self.embeddings:
                 return await _json(
                     send,

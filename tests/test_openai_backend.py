@@ -85,6 +85,23 @@ async def test_probe_vllm_like_server_and_a_loading_server(nursery: trio.Nursery
     assert not down.up and "503" in (down.error or "") and "Loading model" in (down.error or "")
 
 
+async def test_busy_server_never_delays_the_probe_and_is_asked_again(
+    nursery: trio.Nursery, autojump_clock: trio.abc.Clock
+) -> None:
+    fake = FakeOpenAI("smollm2", embeddings=True)
+    fake.embed_delay = 30.0
+    await nursery.start(fake.run)
+    async with httpx.AsyncClient(trust_env=False) as client:
+        prober = OpenAIProber(client, fake.url)
+        start = trio.current_time()
+        busy = await prober.probe()
+        assert trio.current_time() - start < 2.0  # the one-second budget, not the 30 s queue
+        assert busy.up and busy.models[0]["capabilities"] == ["completion"]  # not known yet
+        fake.embed_delay = 0.0
+        later = await prober.probe()
+    assert later.models[0]["capabilities"] == ["completion", "embedding"]
+
+
 # --- pure translation ------------------------------------------------------------------------------------
 
 

@@ -5,8 +5,10 @@
 `GET /v1/models` (such servers keep every listed model loaded, so each is reported both on disk and loaded),
 health from `GET /health` where present (llama.cpp answers 503 while it loads), and parallelism and context from
 llama.cpp's `/props` and `/slots` when the server has them. The entries are shaped like Ollama's `/api/tags` and
-`/api/ps` entries so the router treats every node alike. Whether a model embeds is asked once per model with a
-one-word `/v1/embeddings` call (servers do not say otherwise); the answer is kept until the model list changes.
+`/api/ps` entries so the router treats every node alike (a sleeping llama.cpp reports nothing loaded). Whether a
+model embeds is asked once per model with a one-word `/v1/embeddings` call (servers do not say otherwise), within
+a one-second budget so a busy server never delays a heartbeat; the answer is kept until the model list changes
+or the server goes away.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ def model_entries(
         if isinstance(ctx, int):
             entry["context_length"] = ctx
         tags.append(entry)
+        if props.get("is_sleeping") is True:
+            continue  # llama.cpp unloaded the model while idle: the next request reloads it (cold)
         running = {"name": mid, "model": mid, "size": size, "size_vram": 0, "expires_at": FAR_FUTURE}
         running["details"] = details
         if isinstance(ctx, int):
@@ -92,9 +96,10 @@ def model_entries(
 class OpenAIProber:
     """Probes one OpenAI-compatible server; remembers which models embed."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, url: str, embed_budget: float = 1.0) -> None:
         self.client = client
         self.url = url
+        self.embed_budget = embed_budget
         self.embeds: dict[str, bool] = {}
         self.parallel = 0
 
@@ -108,15 +113,26 @@ class OpenAIProber:
         except (json.JSONDecodeError, ValueError):
             return resp.status_code, None
 
-    async def _embeds(self, model: str) -> bool:
+    async def _embeds(self, model: str) -> None:
         try:
             resp = await self.client.post(
                 self.url + "/v1/embeddings",
                 json={"model": model, "input": "ping", "encoding_format": "float"},
             )
         except httpx.HTTPError:
-            return False
-        return resp.status_code == 200
+            return  # unknown: asked again next heartbeat
+        if resp.status_code != 503:  # 503: still loading, ask again
+            self.embeds[model] = resp.status_code == 200
+
+    async def _learn_embeds(self, ids: list[str]) -> None:
+        """Ask each model not asked yet whether it embeds, within `embed_budget` seconds: a server busy with
+        generations may queue the question, and a heartbeat must not wait for it (unanswered: asked again)."""
+        self.embeds = {m: v for m, v in self.embeds.items() if m in ids}
+        with trio.move_on_after(self.embed_budget):
+            async with trio.open_nursery() as nursery:
+                for mid in ids:
+                    if mid not in self.embeds:
+                        nursery.start_soon(self._embeds, mid)
 
     async def probe(self) -> BackendProbe:
         answers: dict[str, tuple[int, Any]] = {}
@@ -130,6 +146,7 @@ class OpenAIProber:
         status, models = answers["/v1/models"]
         health_status, health = answers["/health"]
         if status != 200 or not isinstance(models, dict):
+            self.embeds = {}  # a restarted server may have other flags: ask again
             return BackendProbe(up=False, error=f"/v1/models: {models if status == 0 else f'HTTP {status}'}")
         if health_status not in (200, 404):
             detail = health.get("error") if isinstance(health, dict) else health
@@ -137,8 +154,7 @@ class OpenAIProber:
         ids = [
             m["id"] for m in models.get("data") or [] if isinstance(m, dict) and isinstance(m.get("id"), str)
         ]
-        if set(ids) != set(self.embeds):
-            self.embeds = {mid: await self._embeds(mid) for mid in ids}
+        await self._learn_embeds(ids)
         props = answers["/props"][1] if answers["/props"][0] == 200 else None
         slots = answers["/slots"][1] if answers["/slots"][0] == 200 else None
         tags, loaded, parallel = model_entries(
