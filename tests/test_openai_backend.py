@@ -387,3 +387,42 @@ async def test_agent_beats_for_an_openai_backend(nursery: trio.Nursery, tmp_path
     assert [m["name"] for m in hb.models] == ["smollm2"] and [m["name"] for m in hb.loaded] == ["smollm2"]
     assert hb.models[0]["capabilities"] == ["completion", "embedding"]
     assert not down.backend_up and down.models == ()
+
+
+async def test_openai_caller_on_openai_node_gets_the_nodes_own_bytes(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """The native path: the caller's body goes to the node as is (model renamed), the node's SSE comes back
+    unchanged; herd only asks for usage (for its record) and hides that chunk from a caller that did not."""
+    fake = FakeOpenAI("smollm2")
+    fleet = await openai_fleet(nursery, tmp_path, {"llama": fake})
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "logprobs": True,
+        "tool_choice": "none",
+        "metadata": {"tags": ["app-a"]},
+    }
+    resp = await fleet.http.post(fleet.url + "/v1/chat/completions", json=body)
+    events = [line[6:] for line in resp.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["id"] == "chatcmpl-fake" and c["system_fingerprint"] == "b9999-fake" for c in chunks)
+    assert not [c for c in chunks if "usage" in c]  # herd asked for it; the caller did not
+    assert "timings" in chunks[-1]  # llama.cpp's own field survives
+    sent = fake.requests[-1][1]
+    assert sent["logprobs"] is True and sent["tool_choice"] == "none" and "metadata" not in sent
+    assert sent["stream_options"] == {"include_usage": True}
+    recent = fleet.router.services.recorder.recent
+    with trio.fail_after(5):
+        while not recent:  # finished when the response's exit stack closes, just after the last byte
+            await trio.sleep(0.01)
+    rec = recent[-1]
+    usage = fake.usage(sent)
+    assert (rec.prompt_tokens, rec.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert rec.tokens_per_s is not None and rec.tags == ("app-a",)
+    body["stream"] = False
+    whole = (await fleet.http.post(fleet.url + "/v1/chat/completions", json=body)).json()
+    assert whole["id"] == "chatcmpl-fake" and whole["timings"]["predicted_n"] == usage["completion_tokens"]
+    assert whole["choices"][0]["message"]["content"] == fake.reply

@@ -24,6 +24,7 @@ OLLAMA = "ollama"
 OPENAI = "openai"
 KINDS = (OLLAMA, OPENAI)
 OPENAI_PATHS = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
+HERD_FIELDS = frozenset({"fallback_models", "metadata"})  # herd's own request fields, never forwarded
 
 Wrap = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
 
@@ -33,7 +34,8 @@ class NodeRequest:
     method: str
     path: str
     body: bytes | None
-    wrap: Wrap | None = None  # None: the node already answers in Ollama NDJSON
+    wrap: Wrap | None = None  # None: the node's bytes are relayed as they come
+    native: bool = False  # the node answers the OpenAI caller in its own dialect (no translation)
 
 
 def model_id(node: NodeState, model: str) -> str:
@@ -57,12 +59,27 @@ async def _loaded(model: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[byt
     yield json.dumps({"model": model, "response": "", "done": True, "done_reason": "load"}).encode() + b"\n"
 
 
-def request_for(node: NodeState, path: str, body: bytes) -> NodeRequest:
-    """What to send to `node` for an Ollama-form `body` posted to `path`."""
+def _native(node: NodeState, native: dict[str, Any], model: str) -> NodeRequest:
+    """An OpenAI caller's own chat body for an OpenAI node: only the model is renamed (and usage asked for,
+    so the record gets real counts; the relay drops that chunk if the caller did not ask for it)."""
+    out = {k: v for k, v in native.items() if k not in HERD_FIELDS}
+    out["model"] = model_id(node, model)
+    if out.get("stream") is True:
+        out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
+    return NodeRequest("POST", "/v1/chat/completions", json.dumps(out).encode(), native=True)
+
+
+def request_for(
+    node: NodeState, path: str, body: bytes, *, native: dict[str, Any] | None = None, model: str | None = None
+) -> NodeRequest:
+    """What to send to `node` for an Ollama-form `body` posted to `path` (`native`: the OpenAI caller's own
+    chat body, used as is when the node speaks OpenAI too)."""
     if node.heartbeat.backend != OPENAI:
         return NodeRequest("POST", path, body)
     if path not in OPENAI_PATHS:
         raise BadRequest(f"node {node.node_id} is an OpenAI-compatible server and cannot serve {path}")
+    if native is not None and path == "/api/chat" and model is not None:
+        return _native(node, native, model)
     obj = json.loads(body)
     model = str(obj.get("model", ""))
     if path == "/api/generate" and _load_only(obj):

@@ -106,23 +106,38 @@ class _Turn:
             out["response"] = ""
         out["done"] = True
         out["done_reason"] = DONE_REASONS.get(self.finish or "stop", "stop")
-        out["total_duration"] = int((now - self.started) * 1e9)
-        t, u = self.timings, self.usage
-        prompt_n = u.get("prompt_tokens", t.get("prompt_n"))
-        eval_n = u.get("completion_tokens", t.get("predicted_n"))
-        if isinstance(prompt_n, int):
-            out["prompt_eval_count"] = prompt_n
-        if isinstance(t.get("prompt_ms"), int | float):
-            out["prompt_eval_duration"] = int(t["prompt_ms"] * 1e6)
-        elif self.first is not None:
-            out["prompt_eval_duration"] = int((self.first - self.started) * 1e9)
-        if isinstance(eval_n, int):
-            out["eval_count"] = eval_n
-        if isinstance(t.get("predicted_ms"), int | float):
-            out["eval_duration"] = int(t["predicted_ms"] * 1e6)
-        elif self.first is not None and self.last is not None:
-            out["eval_duration"] = int((self.last - self.first) * 1e9)
+        out |= counts(self.usage, self.timings, self.started, self.first, self.last, now)
         return out
+
+
+def counts(
+    usage: dict[str, Any],
+    timings: dict[str, Any],
+    started: float,
+    first: float | None,
+    last: float | None,
+    now: float,
+) -> dict[str, int]:
+    """Ollama's count and duration fields from an OpenAI answer: counts from `usage` (or llama.cpp's
+    `timings`), durations from `timings` or measured here (prompt: until the first token; eval: first to last
+    token; total: the whole exchange). What is not known is left out."""
+    out = {"total_duration": int((now - started) * 1e9)}
+    t, u = timings, usage
+    prompt_n = u.get("prompt_tokens", t.get("prompt_n"))
+    eval_n = u.get("completion_tokens", t.get("predicted_n"))
+    if isinstance(prompt_n, int):
+        out["prompt_eval_count"] = prompt_n
+    if isinstance(t.get("prompt_ms"), int | float):
+        out["prompt_eval_duration"] = int(t["prompt_ms"] * 1e6)
+    elif first is not None:
+        out["prompt_eval_duration"] = int((first - started) * 1e9)
+    if isinstance(eval_n, int):
+        out["eval_count"] = eval_n
+    if isinstance(t.get("predicted_ms"), int | float):
+        out["eval_duration"] = int(t["predicted_ms"] * 1e6)
+    elif first is not None and last is not None:
+        out["eval_duration"] = int((last - first) * 1e9)
+    return out
 
 
 def _delta_parts(choice: dict[str, Any], key: str) -> tuple[str, str]:

@@ -55,6 +55,12 @@ def _arguments_json(args: Any) -> str:
     return json.dumps({} if args is None else args, separators=(",", ":"), ensure_ascii=False)
 
 
+def error_event(message: str) -> bytes:
+    """An SSE event the official clients raise as an API error; the caller ends the stream after it."""
+    error = {"message": message, "type": "server_error", "param": None, "code": None}
+    return b"data: " + dumps({"error": error}) + b"\n\n"
+
+
 class _ChunkReader:
     """State shared by the encoder and the accumulator: tool-call numbering, final counts, done reason."""
 
@@ -167,9 +173,7 @@ class ChatStreamEncoder(_ChunkReader):
         return out + b"data: [DONE]\n\n"
 
     def error_event(self, message: str) -> bytes:
-        """An SSE event the official clients raise as an API error; the caller ends the stream after it."""
-        error = {"message": message, "type": "server_error", "param": None, "code": None}
-        return b"data: " + dumps({"error": error}) + b"\n\n"
+        return error_event(message)
 
 
 class ChatAccumulator(_ChunkReader):

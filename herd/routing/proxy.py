@@ -12,6 +12,7 @@ import json
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -45,6 +46,7 @@ class Opened:
     lines: LineStream
     retries: int
     queue_wait: float
+    native: bool = False  # the lines are the node's own OpenAI SSE/JSON (herd.routing.native relays them)
 
 
 class _Exhausted(Exception):
@@ -143,16 +145,24 @@ class Proxy:
         ranked = [best, *(c for c in ranked if c is not best)]
         return ranked, self.slots.reserve(best.node.node_id, facts.model)
 
-    async def open(self, stack: AsyncExitStack, rec: RequestRecord, plan: Plan, raw: bytes | None) -> Opened:
+    async def open(
+        self,
+        stack: AsyncExitStack,
+        rec: RequestRecord,
+        plan: Plan,
+        raw: bytes | None,
+        native: dict[str, Any] | None = None,
+    ) -> Opened:
         """Serve `plan` on the best node, trying the plan's models in order (fallbacks) when one cannot be
-        served at all. `raw` is the caller's body when it can be forwarded byte for byte. Fills the record."""
+        served at all. `raw` is the caller's body when it can be forwarded byte for byte; `native` the OpenAI
+        caller's own body, sent as is (model renamed) when the chosen node speaks OpenAI. Fills the record."""
         first: HerdError | None = None
         if self.settings is not None and self.settings.auto_pull and not plan.strict:
             await self._auto_pull(plan.requested)
         for model in plan.models:
             try:
                 opened = await self._open_model(
-                    stack, rec, plan, model, raw if model == plan.requested else None
+                    stack, rec, plan, model, raw if model == plan.requested else None, native
                 )
             except (ModelNotFound, NoNodeAvailable, UpstreamFailed) as exc:
                 first = first or exc
@@ -166,7 +176,13 @@ class Proxy:
         raise first
 
     async def _open_model(
-        self, stack: AsyncExitStack, rec: RequestRecord, plan: Plan, model: str, raw: bytes | None
+        self,
+        stack: AsyncExitStack,
+        rec: RequestRecord,
+        plan: Plan,
+        model: str,
+        raw: bytes | None,
+        native: dict[str, Any] | None,
     ) -> Opened:
         rec.model, path = model, rec.path
         options = plan.body.get("options")
@@ -198,7 +214,7 @@ class Proxy:
             verdict = False
             try:
                 opened = await self._attempt(
-                    scope, node, model, path, encode(body) if raw is None or protected else raw
+                    scope, node, model, path, encode(body) if raw is None or protected else raw, native
                 )
                 verdict = True
             except UpstreamStatus as exc:
@@ -241,12 +257,18 @@ class Proxy:
         )
 
     async def _attempt(
-        self, scope: AsyncExitStack, node: NodeState, model: str, path: str, body: bytes
+        self,
+        scope: AsyncExitStack,
+        node: NodeState,
+        model: str,
+        path: str,
+        body: bytes,
+        native: dict[str, Any] | None = None,
     ) -> Opened:
         ucfg = self.cfg.upstream
         # Ollama sends headers with its first chunk, after any model load: one deadline covers both.
         first_byte_deadline = trio.current_time() + ucfg.first_byte_timeout
-        req = kinds.request_for(node, path, body)
+        req = kinds.request_for(node, path, body, native=native, model=model)
         with trio.move_on_at(first_byte_deadline) as cs:
             resp = await scope.enter_async_context(
                 self.upstream.stream(req.method, node.url + req.path, req.body)
@@ -266,7 +288,7 @@ class Proxy:
             await lines.prime()
         if cs.cancelled_caught:
             raise UpstreamError("idle", f"no first byte within {ucfg.first_byte_timeout:g} s")
-        return Opened(node=node, model=model, lines=lines, retries=0, queue_wait=0.0)
+        return Opened(node=node, model=model, lines=lines, retries=0, queue_wait=0.0, native=req.native)
 
     async def call(self, model: str, path: str, body: bytes) -> tuple[NodeState, int, bytes]:
         """A small one-shot POST (e.g. `/api/show`) on a node that has `model`, trying the next node if one is

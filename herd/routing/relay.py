@@ -33,7 +33,7 @@ def _record_final(outcome: Outcome, line: bytes) -> None:
         outcome.final = {}
 
 
-def _cut(opened: Opened, outcome: Outcome, why: str) -> str:
+def cut(opened: Opened, outcome: Outcome, why: str) -> str:
     outcome.error = why
     log.warning("stream from %s for %s failed after first byte: %s", opened.node.node_id, opened.model, why)
     return f"herd: node {opened.node.node_id} failed mid-stream: {why}"
@@ -56,10 +56,10 @@ async def ndjson(opened: Opened, outcome: Outcome) -> AsyncIterator[bytes]:
                 outcome.done = True
             yield block
     except UpstreamError as exc:
-        yield ollama_codec.error_line(_cut(opened, outcome, str(exc)))
+        yield ollama_codec.error_line(cut(opened, outcome, str(exc)))
         return
     if not outcome.done:
-        yield ollama_codec.error_line(_cut(opened, outcome, "stream ended without a final 'done' chunk"))
+        yield ollama_codec.error_line(cut(opened, outcome, "stream ended without a final 'done' chunk"))
 
 
 async def whole(opened: Opened, outcome: Outcome) -> bytes:
@@ -67,9 +67,9 @@ async def whole(opened: Opened, outcome: Outcome) -> bytes:
     try:
         body = await opened.lines.read_all()
     except UpstreamError as exc:
-        raise UpstreamFailed(_cut(opened, outcome, str(exc))) from exc
+        raise UpstreamFailed(cut(opened, outcome, str(exc))) from exc
     if not _is_final(body):
-        raise UpstreamFailed(_cut(opened, outcome, "response ended before it was complete"))
+        raise UpstreamFailed(cut(opened, outcome, "response ended before it was complete"))
     _record_final(outcome, body)
     return body
 
@@ -111,10 +111,10 @@ async def sse(opened: Opened, outcome: Outcome, encoder: StreamEncoder) -> Async
             if data:
                 yield data
     except (UpstreamError, ValueError) as exc:
-        yield encoder.error_event(_cut(opened, outcome, str(exc)))
+        yield encoder.error_event(cut(opened, outcome, str(exc)))
         return
     if not outcome.done:
-        yield encoder.error_event(_cut(opened, outcome, "stream ended without a final chunk"))
+        yield encoder.error_event(cut(opened, outcome, "stream ended without a final chunk"))
         return
     yield encoder.finish()
 
@@ -125,9 +125,9 @@ async def fold(opened: Opened, outcome: Outcome, acc: Accumulator) -> dict[str, 
         async for chunk in _chunks(opened, outcome):
             acc.add(chunk)
     except (UpstreamError, ValueError) as exc:
-        raise UpstreamFailed(_cut(opened, outcome, str(exc))) from exc
+        raise UpstreamFailed(cut(opened, outcome, str(exc))) from exc
     if not outcome.done:
-        raise UpstreamFailed(_cut(opened, outcome, "response ended before it was complete"))
+        raise UpstreamFailed(cut(opened, outcome, "response ended before it was complete"))
     return acc.result()
 
 
@@ -136,6 +136,6 @@ async def json_body(opened: Opened, outcome: Outcome) -> bytes:
     try:
         body = await opened.lines.read_all()
     except UpstreamError as exc:
-        raise UpstreamFailed(_cut(opened, outcome, str(exc))) from exc
+        raise UpstreamFailed(cut(opened, outcome, str(exc))) from exc
     outcome.done = True
     return body

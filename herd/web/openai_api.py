@@ -16,7 +16,7 @@ from herd.dialects.tags import extract_tags
 from herd.errors import ModelNotFound
 from herd.fleet import catalog
 from herd.reqscope import request_stack
-from herd.routing import policies, relay
+from herd.routing import native, policies, relay
 from herd.routing.media import catalog as media_catalog
 from herd.routing.proxy import Opened
 from herd.routing.record import RequestRecord
@@ -45,6 +45,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         stream: bool,
         tags: tuple[str, ...],
         task: str = "completion",
+        native: dict[str, Any] | None = None,
     ) -> tuple[policies.Plan, RequestRecord, Opened]:
         """Policies, the request's record, and a node streaming the converted body (the shared middle)."""
         plan = policies.plan(
@@ -63,7 +64,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             stream=stream,
             tags=tags,
         )
-        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None)
+        opened = await svc.proxy.open(request_stack(request.scope), outcome, plan, None, native)
         return plan, outcome, opened
 
     def event_stream(opened: Opened, outcome: RequestRecord, encoder: relay.StreamEncoder) -> Response:
@@ -87,7 +88,18 @@ def blueprint(svc: RouterServices) -> Blueprint:
             requested=opts.model,
             stream=opts.stream,
             tags=tags,
+            native=body,
         )
+        if opened.native:  # an OpenAI node: its own answer, unchanged
+            if opts.stream:
+                headers = {**outcome.response_headers(), "Cache-Control": "no-cache"}
+                events = native.sse(opened, outcome, include_usage=opts.include_usage)
+                response = Response(events, content_type="text/event-stream", headers=headers)
+                response.timeout = None
+                return response
+            return Response(
+                await native.whole(opened, outcome), content_type=JSON, headers=outcome.response_headers()
+            )
         served = outcome.model if outcome.fallback else opts.model
         completion_id, created = codec.new_completion_id(), int(time.time())
         if opts.stream:
