@@ -57,6 +57,24 @@ def ttft(client: httpx.Client, base: str, prompt: str) -> float:
     raise RuntimeError("no token")
 
 
+def ttft_ollama(client: httpx.Client, base: str, prompt: str) -> float:
+    """The same through herd's Ollama dialect: translated to the node's OpenAI API and back."""
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": prompt}],
+        "options": {"num_predict": 8},
+    }
+    start = time.perf_counter()
+    elapsed = None
+    with client.stream("POST", base + "/api/chat", json=body) as resp:
+        for line in resp.iter_lines():
+            if elapsed is None and line and json.loads(line).get("message", {}).get("content"):
+                elapsed = time.perf_counter() - start
+    if elapsed is None:
+        raise RuntimeError("no token")
+    return elapsed
+
+
 def one(client: httpx.Client, base: str, prompt: str, max_tokens: int) -> int:
     body = {"model": "smollm2", "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
     resp = client.post(base + "/v1/chat/completions", json=body)
@@ -93,11 +111,14 @@ def main() -> int:
         for base in (direct, router):  # warm both paths (connections, the template's cached prefix)
             for p in PROMPTS:
                 one(client, base, p, 4)
-        results: dict[str, list[float]] = {"direct": [], "herd": []}
+        results: dict[str, list[float]] = {"direct": [], "herd": [], "ollama": []}
         for i in range(args.ttft_samples):  # interleaved, so drift hits both alike
             # a fresh prefix every time: no prompt-cache hit on either path
             results["direct"].append(ttft(client, direct, f"Request {i}-d. {PROMPTS[i % len(PROMPTS)]}"))
             results["herd"].append(ttft(client, router, f"Request {i}-h. {PROMPTS[i % len(PROMPTS)]}"))
+            results["ollama"].append(
+                ttft_ollama(client, router, f"Request {i}-o. {PROMPTS[i % len(PROMPTS)]}")
+            )
         t_direct = throughput(direct, args.requests, args.max_tokens)
         t_herd = throughput(router, args.requests, args.max_tokens)
     d50, h50 = statistics.median(results["direct"]), statistics.median(results["herd"])
@@ -105,6 +126,11 @@ def main() -> int:
     print("|---|---|---|---|")
     print(
         f"| time to first token, p50 (sequential) | {d50 * 1000:.1f} ms | {h50 * 1000:.1f} ms | {h50 / d50:.2f}x |"
+    )
+    o50 = statistics.median(results["ollama"])
+    print(
+        f"| same, caller on herd's Ollama dialect (translated both ways) | {d50 * 1000:.1f} ms | "
+        f"{o50 * 1000:.1f} ms | {o50 / d50:.2f}x |"
     )
     print(
         f"| generated tokens/s, 4 clients, {args.requests} requests | {t_direct:.1f} | {t_herd:.1f} | "
