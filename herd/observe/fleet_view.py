@@ -39,6 +39,7 @@ def _node_json(node: NodeState, now: float, in_flight: int, paused: bool) -> dic
             "load": list(hb.host.load),
         },
         "models": sorted(node.models),
+        "hot": sorted(node.loaded),
         "loaded": [
             {k: m.get(k) for k in ("name", "size", "size_vram", "context_length", "expires_at")}
             for m in hb.loaded

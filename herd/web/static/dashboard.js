@@ -17,12 +17,14 @@ function renderFleet(data) {
     card.className = `card ${state}`;
     card.dataset.state = n.draining ? "draining" : n.paused ? "paused" : state;
     const used = n.host.mem_total ? 100 * (1 - n.host.mem_available / n.host.mem_total) : 0;
-    const hot = new Set(n.loaded.map((m) => m.name));
+    const hot = new Set(n.hot || n.loaded.map((m) => m.name));
+    const kind = n.backend === "openai" ? "OpenAI-compatible" : "Ollama";
+    const media = (n.media || []).map((m) => `<span class="media">${esc(m.kind === "image" ? "image" : "speech")}: ${esc(m.model)}</span>`).join("");
     card.innerHTML = `<h3><span>${esc(n.node_id)}</span><span class="meta">${esc(card.dataset.state)}</span></h3>
-      <div class="meta">${esc(n.backend_url)} · Ollama ${esc(n.backend_version || "?")}</div>
+      <div class="meta">${esc(n.backend_url)} · ${kind} ${esc(n.backend_version || "?")}</div>
       <div class="meta">CPU ${n.host.cpu_percent.toFixed(0)}% · memory ${used.toFixed(0)}% of ${gib(n.host.mem_total)} · ${n.in_flight} in flight</div>
       <div class="bar"><span style="width:${used.toFixed(0)}%"></span></div>
-      <div class="models">${n.models.map((m) => `<span class="${hot.has(m) ? "hot" : ""}">${esc(m)}</span>`).join("")}</div>`;
+      <div class="models">${n.models.map((m) => `<span class="${hot.has(m) ? "hot" : ""}">${esc(m)}</span>`).join("")}${media}</div>`;
   }
   for (const card of [...box.children]) if (!seen.has(card.dataset.nodeId)) card.remove();
 }
