@@ -404,6 +404,8 @@ async def test_openai_caller_on_openai_node_gets_the_nodes_own_bytes(
         "tool_choice": "none",
         "metadata": {"tags": ["app-a"]},
     }
+    recorded = trio.Event()
+    fleet.router.services.recorder.sinks.append(lambda _: recorded.set())
     resp = await fleet.http.post(fleet.url + "/v1/chat/completions", json=body)
     events = [line[6:] for line in resp.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
@@ -414,11 +416,9 @@ async def test_openai_caller_on_openai_node_gets_the_nodes_own_bytes(
     sent = fake.requests[-1][1]
     assert sent["logprobs"] is True and sent["tool_choice"] == "none" and "metadata" not in sent
     assert sent["stream_options"] == {"include_usage": True}
-    recent = fleet.router.services.recorder.recent
     with trio.fail_after(5):
-        while not recent:  # finished when the response's exit stack closes, just after the last byte
-            await trio.sleep(0.01)
-    rec = recent[-1]
+        await recorded.wait()  # finished when the response's exit stack closes, just after the last byte
+    rec = fleet.router.services.recorder.recent[-1]
     usage = fake.usage(sent)
     assert (rec.prompt_tokens, rec.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
     assert rec.tokens_per_s is not None and rec.tags == ("app-a",)
