@@ -426,3 +426,32 @@ async def test_openai_caller_on_openai_node_gets_the_nodes_own_bytes(
     whole = (await fleet.http.post(fleet.url + "/v1/chat/completions", json=body)).json()
     assert whole["id"] == "chatcmpl-fake" and whole["timings"]["predicted_n"] == usage["completion_tokens"]
     assert whole["choices"][0]["message"]["content"] == fake.reply
+
+
+async def test_images_go_only_to_an_openai_node_with_vision(nursery: trio.Nursery, tmp_path: Path) -> None:
+    blind, seeing = FakeOpenAI("gemma3"), FakeOpenAI("gemma3", vision=True)
+    fleet = await openai_fleet(nursery, tmp_path, {"blind": blind, "seeing": seeing})
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+    msgs = [{"role": "user", "content": "what is this?", "images": [png]}]
+    for _ in range(3):
+        resp = await fleet.http.post(
+            fleet.url + "/api/chat", json={"model": "gemma3", "messages": msgs, "stream": False}
+        )
+        assert resp.status_code == 200 and resp.headers["x-herd-node"] == "seeing"
+    parts = seeing.requests[-1][1]["messages"][0]["content"]
+    assert parts[1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64," + png}}
+    assert not [r for p, r in blind.requests if p == "/v1/chat/completions"]
+    only_blind = await openai_fleet(nursery, tmp_path / "b", {"blind": FakeOpenAI("gemma3")})
+    refused = await only_blind.http.post(
+        only_blind.url + "/v1/chat/completions",
+        json={
+            "model": "gemma3",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + png}}],
+                }
+            ],
+        },
+    )
+    assert refused.status_code == 400 and "vision" in refused.json()["error"]["message"]

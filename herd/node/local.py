@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import trio
 
-from herd.config import RouterConfig
+from herd.config import MediaConfig, RouterConfig
 from herd.fleet.heartbeat import Heartbeat, HostStats
 from herd.node.agent import Agent
 from herd.node.collect import host_stats
+from herd.node.media import MediaScout
 
 
 class LocalSink:
@@ -56,5 +57,7 @@ class LocalNode:
                 interval=self.cfg.fleet.heartbeat_interval,
                 require_backend=True,
                 host_probe=self.host_probe,
+                # Ollama image-generation models beside the router are offered like any node's
+                media=MediaScout(MediaConfig(), client, advertise=lambda url: url, service_url=lambda: None),
             )
             await self.agent.run(task_status=task_status)
