@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from fake_ollama import FakeModel, FakeOllama
 from fake_openai import FakeOpenAI
@@ -15,6 +16,7 @@ from harness import Fleet, ollama_client, openai_client, start_fleet
 
 from herd.backends.openai_request import data_url, translate
 from herd.backends.openai_response import to_ollama
+from herd.backends.upstream import UpstreamError
 from herd.fleet.heartbeat import HostStats
 from herd.node.collect import build_heartbeat
 from herd.node.openai_probe import OpenAIProber
@@ -455,3 +457,11 @@ async def test_images_go_only_to_an_openai_node_with_vision(nursery: trio.Nurser
         },
     )
     assert refused.status_code == 400 and "vision" in refused.json()["error"]["message"]
+
+
+async def test_a_node_answering_garbage_is_an_upstream_protocol_error() -> None:
+    """An UpstreamError before the first byte is what the proxy retries on another node (not a 500)."""
+    with pytest.raises(UpstreamError, match="not JSON"):
+        await _collect(b"<html>502 Bad Gateway</html>", kind="chat", model="m", stream=False)
+    with pytest.raises(UpstreamError, match="not JSON"):
+        await _collect(b"oops", kind="embed", model="m", stream=False)

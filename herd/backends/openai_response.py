@@ -21,6 +21,8 @@ from typing import Any
 
 import trio
 
+from herd.backends.upstream import UpstreamError
+
 DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "content_filter": "stop"}
 
 
@@ -170,6 +172,15 @@ def _absorb(turn: _Turn, obj: dict[str, Any], key: str) -> bytes | None:
     return None
 
 
+def _decode(body: bytes) -> Any:
+    """A whole JSON answer; a node that sends something else failed (retried on another node if nothing was
+    sent to the caller yet)."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise UpstreamError("protocol", f"the node's answer is not JSON: {body[:80]!r}") from exc
+
+
 def _sse_data(buf: bytes) -> tuple[list[str], bytes]:
     """The `data:` payloads of the complete SSE lines in `buf`, and the unfinished rest."""
     cut = buf.rfind(b"\n")
@@ -198,11 +209,11 @@ async def to_ollama(
     key = "text" if text_api else ("delta" if stream else "message")
     if kind in ("embed", "embeddings"):
         body = b"".join([c async for c in chunks])
-        yield _line(_embeddings(json.loads(body), turn, kind))
+        yield _line(_embeddings(_decode(body), turn, kind))
         return
     if not stream:
         body = b"".join([c async for c in chunks])
-        obj = json.loads(body)
+        obj = _decode(body)
         if isinstance(obj, dict) and "error" in obj:
             yield _line({"error": _error_text(obj["error"])})
             return
