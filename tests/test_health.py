@@ -65,6 +65,11 @@ def test_node_state_checks() -> None:
         Facts(sweep(snap, 40.0, FleetConfig()), [])
     )
     assert found(Facts(snap_of(heartbeat_json("ok", "http://ok:1", ["m"])), [])) == set()
+    mixed = snap_of(
+        heartbeat_json("ok", "http://ok:1", ["m"]),
+        heartbeat_json("llama", "http://l:1", ["m"], backend="openai", backend_version="b6123"),
+    )
+    assert "version_mismatch" not in found(Facts(mixed, []))  # a llama.cpp build is not an Ollama version
 
 
 def test_traffic_checks() -> None:
