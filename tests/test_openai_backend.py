@@ -465,3 +465,14 @@ async def test_a_node_answering_garbage_is_an_upstream_protocol_error() -> None:
         await _collect(b"<html>502 Bad Gateway</html>", kind="chat", model="m", stream=False)
     with pytest.raises(UpstreamError, match="not JSON"):
         await _collect(b"oops", kind="embed", model="m", stream=False)
+
+
+async def test_ollama_load_idiom_wakes_an_openai_node(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fake = FakeOpenAI("smollm2")
+    fleet = await openai_fleet(nursery, tmp_path, {"llama": fake})
+    resp = await fleet.http.post(fleet.url + "/api/generate", json={"model": "smollm2", "prompt": ""})
+    assert resp.status_code == 200
+    (line,) = [json.loads(x) for x in resp.text.splitlines()]
+    assert line["done"] is True and line["done_reason"] == "load" and line["model"] == "smollm2"
+    path, sent = fake.requests[-1]
+    assert path == "/v1/completions" and sent["max_tokens"] == 1 and sent["model"] == "smollm2"

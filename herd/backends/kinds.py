@@ -49,7 +49,7 @@ def model_id(node: NodeState, model: str) -> str:
 
 
 def _load_only(obj: dict[str, Any]) -> bool:
-    """An Ollama "load the model" call: a generate with nothing to generate."""
+    """An Ollama "load the model" call: a generate with nothing to generate (also what the pre-warmer sends)."""
     return not obj.get("prompt") and not obj.get("images") and not obj.get("suffix")
 
 
@@ -83,8 +83,15 @@ def request_for(
     obj = json.loads(body)
     model = str(obj.get("model", ""))
     if path == "/api/generate" and _load_only(obj):
-        # OpenAI servers keep their models loaded: a load request only checks the server answers.
-        return NodeRequest("GET", "/health", None, lambda chunks: _loaded(model, chunks))
+        # Ollama's "load the model" idiom: one token wakes a server that unloaded it (llama.cpp's sleep mode);
+        # the caller gets Ollama's answer to a load.
+        wake = {
+            "model": model_id(node, normalize_model(model)),
+            "prompt": "Hi",
+            "max_tokens": 1,
+            "stream": False,
+        }
+        return NodeRequest("POST", "/v1/completions", json.dumps(wake).encode(), lambda c: _loaded(model, c))
     t = translate(path, obj, model_id(node, normalize_model(model)))
     started = trio.current_time()
 

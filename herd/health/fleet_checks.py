@@ -120,7 +120,8 @@ def version_mismatch(f: Facts) -> list[Finding]:
     versions = {
         n.heartbeat.backend_version
         for n in f.snap.nodes.values()
-        if n.heartbeat.backend_version and n.heartbeat.backend == "ollama"  # llama.cpp builds are not comparable
+        if n.heartbeat.backend_version
+        and n.heartbeat.backend == "ollama"  # llama.cpp builds are not comparable
     }
     if len(versions) > 1:
         return [

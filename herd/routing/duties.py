@@ -14,9 +14,10 @@ from collections.abc import Mapping
 
 import trio
 
+from herd.backends import kinds
 from herd.backends.upstream import Upstream, UpstreamError
 from herd.fleet.registry import Registry
-from herd.fleet.state import FleetSnapshot
+from herd.fleet.state import FleetSnapshot, NodeState
 from herd.routing.pulse import Pulse
 from herd.routing.queue import HoldingQueue
 
@@ -106,14 +107,16 @@ class PreWarmer:
                     cooldown=self.cooldown,
                 ):
                     self.warming[(node_id, model)] = now
-                    nursery.start_soon(self._load, snap.nodes[node_id].url, node_id, model)
+                    nursery.start_soon(self._load, snap.nodes[node_id], model)
 
-    async def _load(self, url: str, node_id: str, model: str) -> None:
+    async def _load(self, node: NodeState, model: str) -> None:
+        node_id = node.node_id
         body = json.dumps({"model": model, "prompt": "", "stream": False}).encode()
+        req = kinds.request_for(node, "/api/generate", body)  # Ollama: a load; OpenAI servers: one token
         log.info("pre-warming %s on %s", model, node_id)
         with trio.move_on_after(self.load_timeout):
             try:
-                async with self.upstream.stream("POST", url + "/api/generate", body) as resp:
+                async with self.upstream.stream(req.method, node.url + req.path, req.body) as resp:
                     await resp.read()
                     if resp.status == 200:
                         self.loaded.append((node_id, model))
