@@ -65,6 +65,14 @@ def test_model_listing_through_both_sdks(cluster: Cluster, oai: openai.OpenAI, o
     assert ALIAS in running
     nodes = {n["node_id"]: n for n in cluster.status()["nodes"]}
     assert nodes["alpha"]["backend"] == "openai" and nodes["alpha"]["parallel"] == 2
+    assert nodes["beta"]["capabilities"] == {"smollm2:latest": ["completion", "embedding"]}
+    shown = oll.show(ALIAS)
+    assert shown.capabilities == ["completion", "embedding"]
+    assert shown.modelinfo and shown.modelinfo["general.context_length"] == 1024  # per slot: -c 2048, 2 slots
+    tags = cluster.http.get(cluster.router + "/api/tags").json()["models"]
+    assert tags[0]["nodes"] == ["alpha", "beta"]
+    loaded = oll.generate(ALIAS, prompt="")  # Ollama's "load the model" idiom, on a llama.cpp node
+    assert loaded.done and loaded.done_reason == "load"
 
 
 def test_openai_chat_non_stream_and_stream(oai: openai.OpenAI) -> None:
