@@ -294,3 +294,37 @@ async def test_image_url_server_is_reported_while_it_answers(nursery: trio.Nurse
         media: Any = await scout.scan(BackendProbe(up=False), "http://x")
     assert [m["model"] for m in media] == ["flux-schnell", "sdxl"]  # the dead STT server is not reported
     json.dumps(media)
+
+
+SERIAL_SCRIPT = """
+import base64, os, sys, time
+log = sys.argv[2]
+open(log, "a").write(f"start {{os.getpid()}}\\n")
+time.sleep(0.2)
+open(log, "a").write(f"end {{os.getpid()}}\\n")
+open(sys.argv[1], "wb").write(base64.b64decode({png!r}))
+"""
+
+
+async def test_one_local_command_of_a_kind_at_a_time(nursery: trio.Nursery, tmp_path: Path) -> None:
+    (tmp_path / "img.py").write_text(SERIAL_SCRIPT.format(png=base64.b64encode(PNG).decode()))
+    log = tmp_path / "runs.log"
+    cfg = MediaConfig(
+        image_command=f"{sys.executable} {tmp_path / 'img.py'} {{output}} {log}",
+        service_host="127.0.0.1",
+        service_port=0,
+    )
+    commands = CommandServer(cfg)
+    await nursery.start(commands.run)
+    statuses: list[int] = []
+
+    async def generate(client: httpx.AsyncClient) -> None:
+        resp = await client.post(f"{commands.url}/v1/images/generations", json={"prompt": "p"})
+        statuses.append(resp.status_code)
+
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as client, trio.open_nursery() as inner:
+        for _ in range(2):
+            inner.start_soon(generate, client)
+    assert statuses == [200, 200]
+    kinds = [line.split()[0] for line in log.read_text().splitlines()]
+    assert kinds == ["start", "end", "start", "end"]  # never two at once

@@ -10,7 +10,8 @@ one) with placeholders replaced per request:
 - speech-to-text: `{input} {language} {prompt} {model}`; `{input}` is the uploaded audio in a temporary file;
   the transcript is the command's stdout (plain text, or JSON with a "text" field).
 
-A failing command is a 500 with the tail of its stderr; a command past its timeout is killed (cancel scope).
+One command of each kind runs at a time (they usually own the machine's GPU or CPU); a failing command is a 500
+with the tail of its stderr; a command past its timeout is killed (cancel scope).
 """
 
 from __future__ import annotations
@@ -64,8 +65,15 @@ class CommandServer:
         self.cfg = cfg
         self.url: str | None = None
         self.app = self._build()
+        # One run at a time per kind: a local generator or transcriber usually owns the whole GPU/CPU. Further
+        # requests wait here while the router holds their slots.
+        self.limits = {"image": trio.CapacityLimiter(1), "transcription": trio.CapacityLimiter(1)}
 
-    async def _run(self, argv: list[str]) -> bytes:
+    async def _run(self, kind: str, argv: list[str]) -> bytes:
+        async with self.limits[kind]:
+            return await self._run_now(argv)
+
+    async def _run_now(self, argv: list[str]) -> bytes:
         with trio.move_on_after(self.cfg.command_timeout) as scope:
             try:
                 done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
@@ -95,7 +103,7 @@ class CommandServer:
             "model": str(body.get("model") or ""),
             "output": str(tmp / "image.png"),
         }
-        out = await self._run(render(template, values))
+        out = await self._run("image", render(template, values))
         if "{output}" in template:
             out = await trio.to_thread.run_sync((tmp / "image.png").read_bytes)
         if not out:
@@ -157,7 +165,9 @@ class CommandServer:
                     "model": form.get("model") or "",
                 }
                 try:
-                    out = (await self._run(render(cfg.stt_command or "", values))).decode("utf-8", "replace")
+                    out = (await self._run("transcription", render(cfg.stt_command or "", values))).decode(
+                        "utf-8", "replace"
+                    )
                 except CommandFailed as exc:
                     log.warning("speech-to-text command failed: %s", exc)
                     return _error(500, str(exc))

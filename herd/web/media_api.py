@@ -157,13 +157,12 @@ def blueprint(svc: RouterServices) -> Blueprint:
     @bp.post("/api/transcribe")
     async def transcribe_herd() -> Response:
         started = trio.current_time()
-        job, result, headers = await transcribe("ollama", "/api/transcribe")
+        _, result, headers = await transcribe("ollama", "/api/transcribe")
         text = result if isinstance(result, str) else result["text"]
         payload: dict[str, Any] = {"model": headers["X-Herd-Model"], "text": text, "done": True}
         if isinstance(result, dict):
             payload |= {k: result[k] for k in ("language", "duration", "segments") if k in result}
         payload["total_duration"] = int((trio.current_time() - started) * 1e9)
-        del job
         return _json(payload, headers)
 
     @bp.get("/api/image-models")
