@@ -22,6 +22,7 @@ from herd.config import RouterConfig
 from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
+from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
 from herd.routing.latency import LatencyBook
 from herd.routing.lines import LineStream
@@ -30,7 +31,7 @@ from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
 from herd.routing.score import Candidate, Facts, Scorer, decide
 from herd.routing.score import format_headers as score_headers
-from herd.routing.select import no_candidate_error, pull_target
+from herd.routing.select import no_candidate_error
 from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 
@@ -80,33 +81,6 @@ class Proxy:
         self.latency = latency
         self.scorer = scorer
         self.settings = settings
-
-    async def _auto_pull(self, model: str) -> None:
-        """Pull a model no node has onto the best node and wait until its heartbeat lists it (auto-pull on)."""
-        snap = self.registry.snapshot
-        if snap.knows_model(model):
-            return
-        target = pull_target(snap)
-        if target is None:
-            return
-        log.info("auto-pulling %s onto %s", model, target.node_id)
-        body = json.dumps({"model": model, "stream": False}).encode()
-        with trio.move_on_after(self.cfg.auto_pull_timeout) as scope:
-            try:
-                async with self.upstream.stream("POST", target.url + "/api/pull", body) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        log.warning(
-                            "auto-pull of %s on %s failed: HTTP %d", model, target.node_id, resp.status
-                        )
-                        return
-            except UpstreamError as exc:
-                log.warning("auto-pull of %s on %s failed: %s", model, target.node_id, exc)
-                return
-            while not self.registry.snapshot.knows_model(model):  # the node's next heartbeat lists it
-                await self.registry.wait_changed()
-        if scope.cancelled_caught:
-            log.warning("auto-pull of %s on %s did not finish in time", model, target.node_id)
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
@@ -158,7 +132,10 @@ class Proxy:
         caller's own body, sent as is (model renamed) when the chosen node speaks OpenAI. Fills the record."""
         first: HerdError | None = None
         if self.settings is not None and self.settings.auto_pull and not plan.strict:
-            await self._auto_pull(plan.requested)
+            with trio.move_on_after(self.cfg.auto_pull_timeout) as pulling:
+                await auto_pull(self.registry, self.upstream, plan.requested)
+            if pulling.cancelled_caught:
+                log.warning("auto-pull of %s did not finish in time", plan.requested)
         for model in plan.models:
             try:
                 opened = await self._open_model(
