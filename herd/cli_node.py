@@ -1,0 +1,132 @@
+"""`herd node`'s flags and the `NodeConfig` they make (split from `herd.cli`, which dispatches). The
+environment arrives as an explicit mapping; nothing here reads `os.environ`."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from herd.config import DEFAULT_OLLAMA_URL, MediaConfig, NodeConfig
+
+
+def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
+    node = sub.add_parser(
+        "node",
+        help="start a node agent beside a backend",
+        description="Run the herd node agent beside an Ollama or OpenAI-compatible server.",
+    )
+    node.add_argument(
+        "--router-url",
+        default=env.get("FLEET_NODE_ROUTER_URL"),
+        help="router to report to (env FLEET_NODE_ROUTER_URL; default: found over mDNS)",
+    )
+    node.add_argument(
+        "--backend",
+        choices=("ollama", "openai"),
+        default=env.get("FLEET_NODE_BACKEND", "ollama"),
+        help="what the backend speaks: ollama, or openai for OpenAI-compatible servers such as llama.cpp's "
+        "llama-server, vLLM, LM Studio (env FLEET_NODE_BACKEND; default ollama)",
+    )
+    node.add_argument(
+        "--backend-url",
+        "--ollama-url",
+        dest="ollama_url",
+        default=env.get("FLEET_NODE_BACKEND_URL") or env.get("FLEET_NODE_OLLAMA_HOST", DEFAULT_OLLAMA_URL),
+        help="the backend this agent serves (env FLEET_NODE_BACKEND_URL or FLEET_NODE_OLLAMA_HOST; default "
+        f"{DEFAULT_OLLAMA_URL})",
+    )
+    node.add_argument(
+        "--node-id",
+        default=env.get("FLEET_NODE_ID") or socket.gethostname(),
+        help="this node's name in the fleet (env FLEET_NODE_ID; default the host name)",
+    )
+    node.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(env.get("FLEET_NODE_DATA_DIR", "~/.herd-node")),
+        help="the agent's state directory, one per agent (env FLEET_NODE_DATA_DIR; default ~/.herd-node)",
+    )
+    node.add_argument(
+        "--advertise-url",
+        default=env.get("FLEET_NODE_ADVERTISE_URL"),
+        help="backend URL as the router should reach it (env FLEET_NODE_ADVERTISE_URL; default: "
+        "--ollama-url with a loopback host replaced by this machine's address)",
+    )
+    for kind, label in (("image", "image generation"), ("stt", "speech-to-text")):
+        up = kind.upper()
+        node.add_argument(
+            f"--{kind}-url",
+            default=env.get(f"FLEET_NODE_{up}_URL"),
+            help=f"an OpenAI-compatible {label} server this node offers (env FLEET_NODE_{up}_URL)",
+        )
+        node.add_argument(
+            f"--{kind}-command",
+            default=env.get(f"FLEET_NODE_{up}_COMMAND"),
+            help=f"a local {label} command this node offers, run per request (env FLEET_NODE_{up}_COMMAND; "
+            "placeholders in docs/api.md)",
+        )
+        node.add_argument(
+            f"--{kind}-model",
+            default=env.get(f"FLEET_NODE_{up}_MODEL"),
+            help=f"the model name to report for {label} (env FLEET_NODE_{up}_MODEL; default: the server's "
+            "/v1/models, or local-image / local-stt for a command)",
+        )
+    node.add_argument(
+        "--service-port",
+        type=int,
+        default=int(env.get("FLEET_NODE_SERVICE_PORT", 11436)),
+        help="port of the agent's own server for media commands (env FLEET_NODE_SERVICE_PORT; default 11436)",
+    )
+    node.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=float(env.get("FLEET_NODE_HEARTBEAT_INTERVAL", 5.0)),
+        help="seconds between heartbeats (env FLEET_NODE_HEARTBEAT_INTERVAL; default 5)",
+    )
+    node.add_argument(
+        "--parallel",
+        type=int,
+        default=int(env.get("OLLAMA_NUM_PARALLEL", "0") or 0),
+        help="requests per model the backend runs at once (env OLLAMA_NUM_PARALLEL; default: the router's "
+        "default of 4)",
+    )
+    node.add_argument(
+        "--mdns-interface",
+        action="append",
+        default=None,
+        metavar="IP",
+        help="IPv4 address to browse for the router on; repeatable (env FLEET_MDNS_INTERFACES)",
+    )
+
+
+def interfaces(flag: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
+    if flag:
+        return tuple(flag)
+    raw = env.get("FLEET_MDNS_INTERFACES", "")
+    return tuple(x.strip() for x in raw.split(",") if x.strip())
+
+
+def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
+    return NodeConfig(
+        node_id=args.node_id,
+        data_dir=args.data_dir.expanduser(),
+        ollama_url=args.ollama_url.rstrip("/"),
+        router_url=args.router_url.rstrip("/") if args.router_url else None,
+        advertise_url=args.advertise_url,
+        mdns_interfaces=interfaces(args.mdns_interface, env),
+        parallel=max(0, args.parallel),
+        backend=args.backend,
+        heartbeat_interval=max(0.1, args.heartbeat_interval),
+        media=MediaConfig(
+            image_url=args.image_url.rstrip("/") if args.image_url else None,
+            image_command=args.image_command,
+            image_model=args.image_model,
+            stt_url=args.stt_url.rstrip("/") if args.stt_url else None,
+            stt_command=args.stt_command,
+            stt_model=args.stt_model,
+            service_port=args.service_port,
+        ),
+    )
