@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from herd.config import DEFAULT_OLLAMA_URL, MediaConfig, NodeConfig
+from herd.fleet.heartbeat import BACKENDS
 
 
 def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
@@ -25,7 +26,7 @@ def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
     )
     node.add_argument(
         "--backend",
-        choices=("ollama", "openai"),
+        choices=BACKENDS,
         default=env.get("FLEET_NODE_BACKEND", "ollama"),
         help="what the backend speaks: ollama, or openai for OpenAI-compatible servers such as llama.cpp's "
         "llama-server, vLLM, LM Studio (env FLEET_NODE_BACKEND; default ollama)",

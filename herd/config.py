@@ -130,3 +130,13 @@ class MediaConfig:
     @property
     def needs_service(self) -> bool:
         return bool(self.image_command or self.stt_command)
+
+    @property
+    def image_name(self) -> str:
+        """The model name reported for the image command."""
+        return self.image_model or "local-image"
+
+    @property
+    def stt_name(self) -> str:
+        """The model name reported for the speech-to-text command."""
+        return self.stt_model or "local-stt"

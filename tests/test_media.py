@@ -207,6 +207,14 @@ async def test_transcriptions_all_formats(nursery: trio.Nursery, tmp_path: Path)
     assert bad.status_code == 400
 
 
+async def start_commands(nursery: trio.Nursery, **media: Any) -> tuple[MediaConfig, CommandServer]:
+    """The agent's command server for `media` settings, on a free loopback port in the test's nursery."""
+    cfg = MediaConfig(service_host="127.0.0.1", service_port=0, **media)
+    commands = CommandServer(cfg)
+    await nursery.start(commands.run)
+    return cfg, commands
+
+
 def test_render_never_uses_a_shell() -> None:
     argv = render("gen --prompt {prompt} --out {output}", {"prompt": "a; rm -rf /", "output": "/tmp/x.png"})
     assert argv == ["gen", "--prompt", "a; rm -rf /", "--out", "/tmp/x.png"]
@@ -227,15 +235,12 @@ print(json.dumps({"text": f"heard {len(data)} bytes in " + sys.argv[2]}))
 async def test_local_commands_through_the_agent_server(nursery: trio.Nursery, tmp_path: Path) -> None:
     (tmp_path / "img.py").write_text(IMAGE_SCRIPT.format(png=base64.b64encode(PNG).decode()))
     (tmp_path / "stt.py").write_text(STT_SCRIPT)
-    cfg = MediaConfig(
+    cfg, commands = await start_commands(
+        nursery,
         image_command=f"{sys.executable} {tmp_path / 'img.py'} {{output}} {{prompt}}",
         stt_command=f"{sys.executable} {tmp_path / 'stt.py'} {{input}} {{language}}",
         image_model="sd-cli",
-        service_host="127.0.0.1",
-        service_port=0,
     )
-    commands = CommandServer(cfg)
-    await nursery.start(commands.run)
     fleet = await start_fleet(nursery, tmp_path / "router", {})
     async with httpx.AsyncClient(trust_env=False) as client:
         scout = MediaScout(cfg, client, advertise=lambda u: u, service_url=lambda: commands.url)
@@ -254,13 +259,9 @@ async def test_local_commands_through_the_agent_server(nursery: trio.Nursery, tm
 
 
 async def test_failing_command_is_a_502_with_its_stderr(nursery: trio.Nursery, tmp_path: Path) -> None:
-    cfg = MediaConfig(
-        image_command=f"{sys.executable} -c \"import sys; sys.exit('no GPU here')\"",
-        service_host="127.0.0.1",
-        service_port=0,
+    _, commands = await start_commands(
+        nursery, image_command=f"{sys.executable} -c \"import sys; sys.exit('no GPU here')\""
     )
-    commands = CommandServer(cfg)
-    await nursery.start(commands.run)
     fleet = await start_fleet(nursery, tmp_path, {})
     assert commands.url is not None
     await post_media(
@@ -309,13 +310,9 @@ open(sys.argv[1], "wb").write(base64.b64decode({png!r}))
 async def test_one_local_command_of_a_kind_at_a_time(nursery: trio.Nursery, tmp_path: Path) -> None:
     (tmp_path / "img.py").write_text(SERIAL_SCRIPT.format(png=base64.b64encode(PNG).decode()))
     log = tmp_path / "runs.log"
-    cfg = MediaConfig(
-        image_command=f"{sys.executable} {tmp_path / 'img.py'} {{output}} {log}",
-        service_host="127.0.0.1",
-        service_port=0,
+    _, commands = await start_commands(
+        nursery, image_command=f"{sys.executable} {tmp_path / 'img.py'} {{output}} {log}"
     )
-    commands = CommandServer(cfg)
-    await nursery.start(commands.run)
     statuses: list[int] = []
 
     async def generate(client: httpx.AsyncClient) -> None:

@@ -18,11 +18,9 @@ import trio
 from herd.backends.openai_request import translate
 from herd.backends.openai_response import to_ollama
 from herd.errors import BadRequest
+from herd.fleet.heartbeat import OPENAI
 from herd.fleet.state import NodeState, normalize_model
 
-OLLAMA = "ollama"
-OPENAI = "openai"
-KINDS = (OLLAMA, OPENAI)
 OPENAI_PATHS = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
 HERD_FIELDS = frozenset({"fallback_models", "metadata"})  # herd's own request fields, never forwarded
 

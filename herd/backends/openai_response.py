@@ -56,7 +56,7 @@ class _Turn:
 
     def chunk(
         self, content: str, thinking: str = "", tool_calls: list[dict[str, Any]] | None = None
-    ) -> bytes:
+    ) -> dict[str, Any]:
         now = trio.current_time()
         self.first = self.first if self.first is not None else now
         self.last = now
@@ -73,7 +73,7 @@ class _Turn:
             if thinking:
                 out["thinking"] = thinking
         out["done"] = False
-        return _line(out)
+        return out
 
     def add_tool_deltas(self, deltas: list[Any]) -> None:
         for pos, delta in enumerate(deltas):
@@ -151,7 +151,7 @@ def _delta_parts(choice: dict[str, Any], key: str) -> tuple[str, str]:
     return (content if isinstance(content, str) else ""), (thinking if isinstance(thinking, str) else "")
 
 
-def _absorb(turn: _Turn, obj: dict[str, Any], key: str) -> bytes | None:
+def _absorb(turn: _Turn, obj: dict[str, Any], key: str) -> dict[str, Any] | None:
     """Fold one OpenAI object (a stream chunk or a whole answer) into `turn`; the Ollama chunk to emit, if any."""
     if isinstance(obj.get("usage"), dict):
         turn.usage = obj["usage"]
@@ -221,10 +221,9 @@ async def to_ollama(
         turn.first = turn.last = None  # one answer: the phases cannot be told apart here, only the total
         final = turn.final()
         if first is not None:  # one object holding both the text and the counts, as Ollama answers
-            merged = json.loads(first)
             for k in ("message", "response", "thinking"):
-                if k in merged:
-                    final[k] = merged[k]
+                if k in first:
+                    final[k] = first[k]
         if turn.tools:
             final.setdefault("message", {"role": "assistant", "content": ""})["tool_calls"] = (
                 turn.tool_calls()
@@ -250,7 +249,7 @@ async def to_ollama(
                 return
             out = _absorb(turn, obj, key)
             if out is not None:
-                yield out
+                yield _line(out)
         if complete:
             async for _ in chunks:  # read to the end so the connection can be reused
                 pass
@@ -258,7 +257,7 @@ async def to_ollama(
     if not complete and turn.finish is None:
         return  # cut: no final chunk, the relay reports the stream as failed
     if turn.tools:
-        yield turn.chunk("", tool_calls=turn.tool_calls())
+        yield _line(turn.chunk("", tool_calls=turn.tool_calls()))
     yield _line(turn.final())
 
 

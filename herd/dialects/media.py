@@ -18,6 +18,7 @@ from typing import Any
 
 from herd.backends.upstream import error_message
 from herd.errors import BadRequest, UpstreamFailed, UpstreamStatus
+from herd.fleet.heartbeat import OLLAMA
 from herd.routing.media import Backend, Request
 
 SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
@@ -88,7 +89,7 @@ def image_job(body: dict[str, Any], *, openai: bool) -> ImageJob:
 
 
 def image_backend_request(job: ImageJob, backend: Backend) -> Request:
-    if backend.api == "ollama":  # Ollama's experimental image generation: /api/generate on an image model
+    if backend.api == OLLAMA:  # Ollama's experimental image generation: /api/generate on an image model
         body: dict[str, Any] = {"model": backend.model, "prompt": job.prompt, "stream": False}
         body |= {"width": job.width, "height": job.height}
         if job.steps is not None:
@@ -127,7 +128,7 @@ def images_from(backend: Backend, status: int, data: bytes) -> list[str]:
         obj = json.loads(data)
     except ValueError as exc:
         raise UpstreamFailed(f"image backend on {backend.node.node_id} sent invalid JSON") from exc
-    if backend.api == "ollama":
+    if backend.api == OLLAMA:
         found = obj.get("images") or ([obj["image"]] if obj.get("image") else [])
     else:
         found = [d.get("b64_json") for d in obj.get("data") or [] if isinstance(d, dict)]

@@ -70,6 +70,18 @@ def model_object(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def media_model_object(item: dict[str, Any], created: int) -> dict[str, Any]:
+    """One image or transcription model of the fleet (`herd.routing.media.catalog`) as an OpenAI `model`."""
+    return {
+        "id": item["name"],
+        "object": "model",
+        "created": created,
+        "owned_by": "herd",
+        "capabilities": [item["kind"]],
+        "nodes": [n["node_id"] for n in item["nodes"]],
+    }
+
+
 def models_list(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Ollama `/api/tags` entries → the OpenAI `GET /v1/models` body."""
     return {"object": "list", "data": [model_object(e) for e in entries]}

@@ -57,12 +57,7 @@ def find_model(snap: FleetSnapshot, name: str) -> dict[str, Any] | None:
 
 def fleet_version(snap: FleetSnapshot, fallback: str) -> str:
     """The oldest backend version among serving nodes, so clients never assume a feature some node lacks."""
-    versions = [
-        n.heartbeat.backend_version
-        for n in _serving(snap)
-        if n.heartbeat.backend_version
-        and n.heartbeat.backend == "ollama"  # llama.cpp builds are not Ollama versions
-    ]
+    versions = [v for n in _serving(snap) if (v := n.heartbeat.ollama_version)]
     if not versions:
         return fallback
 

@@ -26,6 +26,11 @@ from typing import Any
 
 from herd.errors import BadRequest
 
+# What a node's backend speaks: Ollama's API, or an OpenAI-compatible one (llama.cpp, vLLM, LM Studio).
+OLLAMA = "ollama"
+OPENAI = "openai"
+BACKENDS = (OLLAMA, OPENAI)
+
 
 @dataclass(frozen=True, slots=True)
 class HostStats:
@@ -55,6 +60,16 @@ class Heartbeat:
     parallel: int = 0
     # Media backends: {"kind": "image" | "transcription", "model", "url", "api": "openai" | "ollama"}.
     media: tuple[dict[str, str], ...] = ()
+
+    @property
+    def speaks_ollama(self) -> bool:
+        """Ollama's own API: herd can pull/delete/copy its models and compare its versions."""
+        return self.backend != OPENAI
+
+    @property
+    def ollama_version(self) -> str | None:
+        """The Ollama version, None for other backends (a llama.cpp build number is not comparable)."""
+        return self.backend_version if self.speaks_ollama else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,7 +122,7 @@ def _entries(obj: dict[str, Any], name: str) -> tuple[dict[str, Any], ...]:
 
 
 MEDIA_KINDS = ("image", "transcription")
-MEDIA_APIS = ("openai", "ollama")
+MEDIA_APIS = (OPENAI, OLLAMA)
 
 
 def _media(obj: dict[str, Any]) -> tuple[dict[str, str], ...]:
@@ -155,7 +170,7 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
     return Heartbeat(
         node_id=node_id,
         agent_version=_field(obj, "agent_version", str, "unknown"),
-        backend=_field(obj, "backend", str, "ollama"),
+        backend=_field(obj, "backend", str, OLLAMA),
         backend_url=backend_url.rstrip("/"),
         backend_up=_field(obj, "backend_up", bool, True),
         backend_version=version if isinstance(version, str) else None,

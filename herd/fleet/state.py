@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from herd.config import FleetConfig
-from herd.fleet.heartbeat import Heartbeat
+from herd.fleet.heartbeat import OPENAI, Heartbeat
 
 EMPTY_TIMES: Mapping[str, float] = MappingProxyType({})
 EMPTY_SIZES: Mapping[str, int] = MappingProxyType({})
@@ -114,7 +114,7 @@ def _capabilities(raw: list[object], backend: str) -> frozenset[str]:
     """What a model can do. Ollama embeds with any model that generates; an OpenAI-compatible server embeds
     only when its agent saw `/v1/embeddings` answer for that model."""
     caps = frozenset(c for c in raw if isinstance(c, str))
-    if backend != "openai" and "completion" in caps:
+    if backend != OPENAI and "completion" in caps:
         caps |= {"embedding"}
     return caps
 

@@ -117,12 +117,7 @@ def kv_bloat(f: Facts) -> list[Finding]:
 
 @check
 def version_mismatch(f: Facts) -> list[Finding]:
-    versions = {
-        n.heartbeat.backend_version
-        for n in f.snap.nodes.values()
-        if n.heartbeat.backend_version
-        and n.heartbeat.backend == "ollama"  # llama.cpp builds are not comparable
-    }
+    versions = {v for n in f.snap.nodes.values() if (v := n.heartbeat.ollama_version)}
     if len(versions) > 1:
         return [
             Finding(

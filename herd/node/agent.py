@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import trio
 
-from herd.fleet.heartbeat import Heartbeat, HostStats
+from herd.fleet.heartbeat import OLLAMA, OPENAI, Heartbeat, HostStats
 from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
 from herd.node.media import MediaScout
 from herd.node.openai_probe import OpenAIProber
@@ -119,7 +119,7 @@ class Agent:
         parallel: int = 0,
         drain_timeout: float = 3.0,
         host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
-        backend: str = "ollama",
+        backend: str = OLLAMA,
         media: MediaScout | None = None,
     ) -> None:
         self.node_id = node_id
@@ -137,7 +137,7 @@ class Agent:
         self.host_probe = host_probe
         self.backend = backend
         self.media = media
-        self._openai = OpenAIProber(client, backend_url) if backend == "openai" else None
+        self._openai = OpenAIProber(client, backend_url) if backend == OPENAI else None
         self.sent = 0
         self.last: Heartbeat | None = None
         self._backend_seen = False

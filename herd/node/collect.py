@@ -15,7 +15,7 @@ import psutil
 import trio
 
 from herd import __version__
-from herd.fleet.heartbeat import Heartbeat, HostStats
+from herd.fleet.heartbeat import OLLAMA, Heartbeat, HostStats
 
 
 def _host_stats_sync(data_dir: Path) -> HostStats:
@@ -93,7 +93,7 @@ def build_heartbeat(
     interval: float,
     draining: bool = False,
     parallel: int = 0,
-    backend: str = "ollama",
+    backend: str = OLLAMA,
     media: tuple[dict[str, str], ...] = (),
 ) -> Heartbeat:
     return Heartbeat(

@@ -118,11 +118,9 @@ class CommandServer:
         async def models() -> Response:
             data = []
             if cfg.image_command:
-                data.append(
-                    {"id": cfg.image_model or "local-image", "object": "model", "owned_by": "herd-node"}
-                )
+                data.append({"id": cfg.image_name, "object": "model", "owned_by": "herd-node"})
             if cfg.stt_command:
-                data.append({"id": cfg.stt_model or "local-stt", "object": "model", "owned_by": "herd-node"})
+                data.append({"id": cfg.stt_name, "object": "model", "owned_by": "herd-node"})
             return Response(json.dumps({"object": "list", "data": data}), content_type=JSON)
 
         @app.post("/v1/images/generations")

@@ -72,23 +72,11 @@ class MediaScout:
                     found.append({"kind": kind, "model": model, "url": self.advertise(url), "api": "openai"})
         service = self.service_url()
         if service:
-            service = self.advertise(service)
-            if cfg.image_command:
-                found.append(
-                    {
-                        "kind": "image",
-                        "model": cfg.image_model or "local-image",
-                        "url": service,
-                        "api": "openai",
-                    }
-                )
-            if cfg.stt_command:
-                found.append(
-                    {
-                        "kind": "transcription",
-                        "model": cfg.stt_model or "local-stt",
-                        "url": service,
-                        "api": "openai",
-                    }
-                )
+            url = self.advertise(service)
+            for kind, command, name in (
+                ("image", cfg.image_command, cfg.image_name),
+                ("transcription", cfg.stt_command, cfg.stt_name),
+            ):
+                if command:
+                    found.append({"kind": kind, "model": name, "url": url, "api": "openai"})
         return tuple(found)

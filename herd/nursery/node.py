@@ -61,14 +61,13 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandSer
         return None
 
     sink = HttpSink(client, locate)
-    media = None
-    if cfg.media.image_url or cfg.media.stt_url or commands is not None or cfg.backend == "ollama":
-        media = MediaScout(
-            cfg.media,
-            client,
-            advertise=lambda url: advertised_url(url, sink.router_url, None),
-            service_url=lambda: commands.url if commands is not None else None,
-        )
+    # With nothing configured a scan costs no I/O (it only looks for Ollama image models in the probe).
+    media = MediaScout(
+        cfg.media,
+        client,
+        advertise=lambda url: advertised_url(url, sink.router_url, None),
+        service_url=lambda: commands.url if commands is not None else None,
+    )
     return Agent(
         node_id=cfg.node_id,
         backend_url=cfg.ollama_url,

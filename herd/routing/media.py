@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -39,9 +40,9 @@ class Request:
     content_type: str = "application/json"
 
 
-def catalog(snap: FleetSnapshot, kind: str) -> list[dict[str, object]]:
+def catalog(snap: FleetSnapshot, kind: str) -> list[dict[str, Any]]:
     """Every `kind` model in the fleet, once, with the nodes serving it (offline nodes left out)."""
-    models: dict[str, dict[str, object]] = {}
+    models: dict[str, dict[str, Any]] = {}
     for node in sorted(snap.nodes.values(), key=lambda n: n.node_id):
         if node.status is NodeStatus.OFFLINE:
             continue
@@ -49,9 +50,9 @@ def catalog(snap: FleetSnapshot, kind: str) -> list[dict[str, object]]:
             if entry["kind"] != kind:
                 continue
             item = models.setdefault(entry["model"], {"name": entry["model"], "kind": kind, "nodes": []})
-            nodes = item["nodes"]
-            assert isinstance(nodes, list)
-            nodes.append({"node_id": node.node_id, "api": entry["api"], "online": node.routable_media})
+            item["nodes"].append(
+                {"node_id": node.node_id, "api": entry["api"], "online": node.routable_media}
+            )
     return sorted(models.values(), key=lambda m: str(m["name"]))
 
 

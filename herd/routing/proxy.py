@@ -274,7 +274,7 @@ class Proxy:
         while True:
             node = self.pick(model, tried)
             tried.add(node.node_id)
-            if node.heartbeat.backend == kinds.OPENAI and path == "/api/show":
+            if not node.heartbeat.speaks_ollama and path == "/api/show":
                 return node, 200, json.dumps(kinds.show(node, model)).encode()
             try:
                 with trio.fail_after(self.cfg.upstream.first_byte_timeout):

@@ -53,7 +53,7 @@ def no_candidate_error(
 def manages_models(node: NodeState) -> bool:
     """Whether herd can pull, delete and copy models on `node` (Ollama can; OpenAI-compatible servers serve
     the models they were started with)."""
-    return node.heartbeat.backend == "ollama"
+    return node.heartbeat.speaks_ollama
 
 
 def pull_target(snap: FleetSnapshot) -> NodeState | None:

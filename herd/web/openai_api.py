@@ -153,22 +153,9 @@ def blueprint(svc: RouterServices) -> Blueprint:
     async def models() -> Response:
         snap = svc.registry.snapshot
         listing = codec.models_list(catalog.merged_tags(snap))
-        for kind in (
-            "image",
-            "transcription",
-        ):  # media models too, as OpenAI lists its image and audio models
-            for item in media_catalog(snap, kind):
-                nodes = [n["node_id"] for n in item["nodes"]]  # type: ignore[attr-defined]
-                listing["data"].append(
-                    {
-                        "id": item["name"],
-                        "object": "model",
-                        "created": int(time.time()),
-                        "owned_by": "herd",
-                        "capabilities": [kind],
-                        "nodes": nodes,
-                    }
-                )
+        # media models too, as OpenAI lists its image and audio models
+        media = media_catalog(snap, "image") + media_catalog(snap, "transcription")
+        listing["data"] += [codec.media_model_object(item, int(time.time())) for item in media]
         return _json(listing)
 
     @bp.get("/v1/models/<path:model_id>")
