@@ -94,14 +94,19 @@ async def run_node(cfg: NodeConfig) -> None:
         raise SystemExit(2) from exc
 
 
-async def _run(cfg: NodeConfig) -> None:
+def agent_client(cfg: NodeConfig) -> httpx.AsyncClient:
+    """The agent's one HTTP client; an https:// router with a self-signed certificate is trusted through
+    --ca-file (reads the file: call it at startup)."""
     timeout = httpx.Timeout(cfg.probe_timeout, connect=cfg.probe_timeout)
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=4)
-    # An https:// router with a self-signed certificate is trusted through --ca-file.
     verify: ssl.SSLContext | bool = (
         ssl.create_default_context(cafile=cfg.trust.ca_file) if cfg.trust.ca_file else True
     )
-    async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, verify=verify) as client:
+    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, verify=verify)
+
+
+async def _run(cfg: NodeConfig) -> None:
+    async with agent_client(cfg) as client:
         commands = CommandServer(cfg.media, cfg.trust.token) if cfg.media.needs_service else None
         agent = build_agent(cfg, client, commands)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
