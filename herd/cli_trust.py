@@ -25,7 +25,7 @@ class TrustSetupError(Exception):
 
 
 def add_trust_flags(parser: Any, env: Mapping[str, str], *, router: bool) -> None:
-    auto = " or 'auto' (create one in <data-dir>/fleet-token and print the join command)" if router else ""
+    auto = ", or 'auto': create one in <data-dir>/fleet-token and print the join command" if router else ""
     parser.add_argument(
         "--fleet-token",
         default=env.get("FLEET_TOKEN"),
