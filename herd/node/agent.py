@@ -47,10 +47,11 @@ class HeartbeatSink(Protocol):
 
 def route_address(router_host: str) -> str | None:
     """This machine's address on the route to `router_host` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in router_host else socket.AF_INET
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.connect((router_host, 9))
-            return str(s.getsockname()[0])
+            return str(s.getsockname()[0]).split("%", 1)[0]
     except OSError:
         return None
 
@@ -70,7 +71,8 @@ def advertised_url(backend_url: str, router_url: str | None, override: str | Non
     addr = route_address(router_host)
     if addr is None:
         return backend_url.rstrip("/")
-    netloc = f"{addr}:{parts.port}" if parts.port else addr
+    host = f"[{addr}]" if ":" in addr else addr  # the router checks it is the heartbeat's source address
+    netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
 
 
