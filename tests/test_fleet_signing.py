@@ -76,3 +76,13 @@ def test_nonce_cache_forgets_after_the_window_and_is_bounded() -> None:
 def test_fleet_id_is_derived_from_the_token() -> None:
     assert fleet_id(TOKEN) == fleet_id(TOKEN) and len(fleet_id(TOKEN)) == 12
     assert fleet_id(TOKEN) != fleet_id(TOKEN + "x") and TOKEN not in fleet_id(TOKEN)
+
+
+def test_precheck_refuses_what_needs_no_body() -> None:
+    v = Verifier(TOKEN)
+    v.precheck(sign(TOKEN, "POST", "/v1/images/generations", b"", NOW), NOW)
+    with pytest.raises(FleetUnauthorized, match="missing"):
+        v.precheck({}, NOW)
+    with pytest.raises(FleetUnauthorized, match="stale"):
+        v.precheck(sign(TOKEN, "POST", "/x", b"", NOW - 600), NOW)
+    assert len(v.nonces) == 0

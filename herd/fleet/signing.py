@@ -101,8 +101,23 @@ class Verifier:
         self.window = window
         self.nonces = nonces or NonceCache()
 
+    def precheck(self, headers: HeaderLookup, now: float) -> None:
+        """What can be refused before the body is read: missing, malformed or stale signature headers."""
+        self._fresh(headers, now)
+
     def check(self, method: str, path: str, body: bytes, headers: HeaderLookup, now: float) -> None:
         """Raise `FleetUnauthorized` unless the request carries a fresh, valid, unseen signature."""
+        ts, nonce, sig, sent = self._fresh(headers, now)
+        want = signature(self.token, method, path, ts, nonce, body)
+        if not hmac.compare_digest(want.encode(), sig.encode("utf-8", "replace")):
+            raise FleetUnauthorized(
+                "wrong fleet-token signature (different token, or the request was altered)"
+            )
+        problem = self.nonces.add(nonce, sent + self.window, now)
+        if problem is not None:
+            raise FleetUnauthorized(problem)
+
+    def _fresh(self, headers: HeaderLookup, now: float) -> tuple[str, str, str, int]:
         ts, nonce, sig = headers.get(TIMESTAMP), headers.get(NONCE), headers.get(SIGNATURE)
         if not ts or not nonce or not sig:
             raise FleetUnauthorized(
@@ -120,11 +135,4 @@ class Verifier:
                 f"stale request: timestamp {sent} is {now - sent:+.0f} s from the receiver's clock "
                 f"(allowed ±{self.window:g} s; check the clocks)"
             )
-        want = signature(self.token, method, path, ts, nonce, body)
-        if not hmac.compare_digest(want.encode(), sig.encode("utf-8", "replace")):
-            raise FleetUnauthorized(
-                "wrong fleet-token signature (different token, or the request was altered)"
-            )
-        problem = self.nonces.add(nonce, sent + self.window, now)
-        if problem is not None:
-            raise FleetUnauthorized(problem)
+        return ts, nonce, sig, sent

@@ -39,6 +39,12 @@ class SignedOnly:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
+        try:
+            self.verifier.precheck(headers, time.time())  # unsigned requests are refused unread
+        except FleetUnauthorized as exc:
+            await _answer(send, 401, exc.message)
+            return
         chunks: list[bytes] = []
         size, more = 0, True
         while more:
@@ -57,7 +63,6 @@ class SignedOnly:
         target = raw.decode("latin-1")
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
-        headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
         try:
             self.verifier.check(scope["method"], target, body, headers, time.time())
         except FleetUnauthorized as exc:
