@@ -14,6 +14,7 @@ from pathlib import Path
 
 from herd import __version__
 from herd.cli_node import add_node_parser, interfaces, node_config
+from herd.cli_trust import TOKEN_FILE, TrustSetupError, add_trust_flags, print_join_hint, trust_config
 from herd.config import (
     DEFAULT_OLLAMA_URL,
     DEFAULT_ROUTER_PORT,
@@ -150,6 +151,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=float(env.get("FLEET_RETENTION_DAYS", 30)),
         help="days of request traces kept in <data-dir>/traces.db (env FLEET_RETENTION_DAYS; default 30)",
     )
+    add_trust_flags(run, env, router=True)
 
     add_node_parser(sub, env)
     pull = sub.add_parser(
@@ -178,7 +180,11 @@ def _keep_alive(raw: str | None) -> str | int | None:
 
 
 def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterConfig:
+    trust, created = trust_config(args, args.data_dir.expanduser(), router=True)
+    if created:
+        print_join_hint(args.host, args.port, trust, args.data_dir.expanduser() / TOKEN_FILE)
     return RouterConfig(
+        trust=trust,
         data_dir=args.data_dir.expanduser(),
         host=args.host,
         port=args.port,
@@ -212,6 +218,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     listener = setup_logging(args.log_level, data_dir.expanduser() / "logs" if data_dir is not None else None)
     try:
         return _dispatch(args, env)
+    except TrustSetupError as exc:
+        print(f"herd {args.command}: {exc}", file=sys.stderr)
+        return 2
     finally:
         listener.stop()
 

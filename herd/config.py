@@ -87,6 +87,7 @@ class RouterConfig:
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    trust: TrustConfig = field(default_factory=lambda: TrustConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class NodeConfig:
     backend: str = "ollama"
     # Media backends this node serves besides its main backend (see herd.node.media).
     media: MediaConfig = field(default_factory=lambda: MediaConfig())
+    trust: TrustConfig = field(default_factory=lambda: TrustConfig())
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +142,47 @@ class MediaConfig:
     def stt_name(self) -> str:
         """The model name reported for the speech-to-text command."""
         return self.stt_model or "local-stt"
+
+
+class Secret:
+    """A secret string that never shows in a repr, `str()` or the dashboard's config dump."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustConfig:
+    """Fleet token and TLS, for `herd run` and `herd node` alike (see `herd.fleet.signing`)."""
+
+    # Heartbeats and agent commands are signed with it when set (README "Fleet token and TLS").
+    fleet_token: Secret | None = None
+    # Advertised over mDNS by the router; agents join only a router with theirs (derived from the token).
+    fleet_id: str = "herd"
+    # Router: serve HTTPS with this certificate and key.
+    certfile: str | None = None
+    keyfile: str | None = None
+    # Agent: trust this CA (or self-signed certificate) for an https:// router.
+    ca_file: str | None = None
+
+    @property
+    def token(self) -> str | None:
+        return self.fleet_token.value if self.fleet_token is not None else None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certfile else "http"

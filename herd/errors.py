@@ -91,3 +91,27 @@ class FleetBusy(HerdError):
     status = 429
     code = "fleet_busy"
     openai_type = "rate_limit_error"
+
+
+class FleetUnauthorized(HerdError):
+    """A heartbeat or agent command without a valid fleet-token signature (missing, wrong, stale, replayed)."""
+
+    status = 401
+    code = "fleet_unauthorized"
+    openai_type = "authentication_error"
+
+
+class HeartbeatRefused(HerdError):
+    """A heartbeat advertising a URL that is not on the address it came from."""
+
+    status = 403
+    code = "heartbeat_refused"
+    openai_type = "permission_error"
+
+
+class NodeIdTaken(HerdError):
+    """A heartbeat for a node id that another address holds while it is online."""
+
+    status = 409
+    code = "node_id_taken"
+    openai_type = "invalid_request_error"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Registry
+from herd.fleet.trust import FleetGate
 from herd.metrics import Metrics
 from herd.routing.latency import LatencyBook
 from herd.routing.policies import PolicyConfig
@@ -30,6 +31,8 @@ class RouterServices:
     policy: PolicyConfig
     metrics: Metrics
     settings: RuntimeSettings
+    # Heartbeat trust: fleet-token verifier, node addresses, refusals (herd.fleet.trust).
+    gate: FleetGate = field(default_factory=FleetGate)
 
     def policy_now(self) -> PolicyConfig:
         """The policy config with the operator's runtime toggles applied."""

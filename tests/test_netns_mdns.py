@@ -11,8 +11,8 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -130,3 +130,50 @@ async def test_node_finds_router_over_mdns_across_hosts(tmp_path: Path) -> None:
             await trio.to_thread.run_sync(node.wait, 10)
             status = await trio.to_thread.run_sync(fetch, b, f"http://{a.ip}:{router_port}/fleet/status")
             assert {n["node_id"]: n["draining"] for n in status["nodes"]}["host-b"] is True
+
+
+async def wait_status(host: Host, url: str, ready: Callable[[dict], bool]) -> dict:
+    """/fleet/status fetched from `host` until `ready` says yes (hang guard: 40 s)."""
+    status: dict = {}
+    with trio.move_on_after(40):
+        while not ready(status):
+            await trio.sleep(0.5)
+            try:
+                status = await trio.to_thread.run_sync(fetch, host, url + "/fleet/status")
+            except (ConnectionError, json.JSONDecodeError, subprocess.TimeoutExpired):
+                continue
+    return status
+
+
+async def test_two_fleets_on_one_lan_never_mix(tmp_path: Path) -> None:
+    """An open router (no token) is already on the LAN when an agent holding another fleet's token starts
+    browsing over mDNS: the agent skips it (fleet id in the TXT record) and joins its own fleet's router, which
+    then serves a chat through it; the open router never gets the node."""
+    port, ollama_port = 11435, 11434
+    token = "fleet-two-token-9876543210"
+    with hosts(3) as (a, b, c), ExitStack() as stack:
+
+        def router(host: Host, name: str, *extra: str) -> list[str]:
+            return [*HERD, "run", "--port", str(port), "--no-local-node", "--mdns-interface", host.ip,
+                    "--data-dir", str(tmp_path / name), *extra]  # fmt: skip
+
+        one, two = f"http://{a.ip}:{port}", f"http://{c.ip}:{port}"
+        stack.enter_context(spawn(a, router(a, "one"), tmp_path / "router-one.log"))
+        assert "nodes" in await wait_status(b, one, lambda s: "nodes" in s)
+        fake_cmd = [sys.executable, "-c", FAKE.format(tests=str(ROOT / "tests"), port=ollama_port)]
+        stack.enter_context(spawn(b, fake_cmd, tmp_path / "fake.log"))
+        node_cmd = [*HERD, "node", "--ollama-url", f"http://127.0.0.1:{ollama_port}", "--node-id", "host-b",
+                    "--mdns-interface", b.ip, "--fleet-token", token, "--data-dir", str(tmp_path / "node")]  # fmt: skip
+        stack.enter_context(spawn(b, node_cmd, tmp_path / "node.log"))
+        stack.enter_context(spawn(c, router(c, "two", "--fleet-token", token), tmp_path / "router-two.log"))
+        joined = await wait_status(b, two, lambda s: any(n["routable"] for n in s.get("nodes", [])))
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in tmp_path.glob("*.log"))  # noqa: ASYNC240
+        assert [n["node_id"] for n in joined.get("nodes", [])] == ["host-b"], logs
+        assert (await trio.to_thread.run_sync(fetch, b, one + "/fleet/status"))["nodes"] == [], logs
+        reply = await trio.to_thread.run_sync(
+            fetch,
+            b,
+            two + "/api/chat",
+            {"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}], "stream": False},
+        )
+        assert reply["done"] and reply["message"]["content"], logs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 
 import httpx
@@ -174,3 +176,15 @@ def test_one_agent_per_data_dir(tmp_path: Path) -> None:
         pass
     with data_dir_lock(tmp_path / "a"), data_dir_lock(tmp_path / "b"):
         pass
+
+
+def test_advertised_url_over_ipv6_is_bracketed() -> None:
+    target = "2001:db8::77"  # documentation prefix: only the route is looked up, nothing is sent
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.connect((target, 9))
+    except OSError:
+        pytest.skip("no IPv6 route on this machine")
+    routed = advertised_url("http://127.0.0.1:11434", f"http://[{target}]:11435", None)
+    host = routed.removeprefix("http://").rsplit(":", 1)[0]
+    assert host.startswith("[") and host.endswith("]") and ipaddress.ip_address(host[1:-1]).version == 6

@@ -11,7 +11,7 @@ retried once on a fresh one, and only when not a single response byte had arrive
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
@@ -198,7 +198,12 @@ class RawUpstream:
 
     @asynccontextmanager
     async def stream(
-        self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[UpstreamResponse]:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -208,9 +213,10 @@ class RawUpstream:
         if parts.query:
             target += "?" + parts.query
         payload = body or b""
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items() if not {"\r", "\n"} & set(k + v))
         request = (
             f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: */*\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n{extra}\r\n"
         ).encode("latin-1") + payload
         key = (host, port)
         pool = self._idle.get(key)

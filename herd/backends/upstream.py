@@ -9,7 +9,7 @@ caller's cancel scopes. The implementation in use is `herd.backends.rawhttp.RawU
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -32,7 +32,12 @@ class UpstreamResponse(Protocol):
 
 class Upstream(Protocol):
     def stream(
-        self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
+        self,
+        method: str,
+        url: str,
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
     ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
 
     async def get(self, url: str) -> tuple[int, bytes]: ...

@@ -4,6 +4,10 @@ router's nursery) and `herd node` browses for it (`browse_router`).
 zeroconf runs its own threads: every blocking call goes through `trio.to_thread`, and the browser's handler
 (called on zeroconf's thread with keyword arguments) hands names into Trio with `TrioToken.run_sync_soon`.
 Interfaces are always explicit: the configured IPv4 addresses, or every non-loopback IPv4 address of the host.
+
+The TXT record carries `fleet` (the fleet id: derived from the fleet token, else `--fleet-id`, else `herd`) and
+`scheme` (`https` when the router serves TLS). A browser only accepts a router of its own fleet id, so two fleets
+on one LAN never mix; a record without `fleet` (an older router) counts as the default fleet.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import psutil
@@ -19,6 +24,7 @@ from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange,
 
 from herd import __version__
 from herd.config import SERVICE_TYPE
+from herd.fleet.signing import DEFAULT_FLEET_ID
 
 log = logging.getLogger("herd.discovery")
 
@@ -41,7 +47,14 @@ def _open(interfaces: list[str]) -> Zeroconf:
 class Advertiser:
     """Service: announces the router on the given interfaces until cancelled, then says goodbye."""
 
-    def __init__(self, port: int, interfaces: list[str], instance: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        interfaces: list[str],
+        instance: str | None = None,
+        fleet_id: str = DEFAULT_FLEET_ID,
+        scheme: str = "http",
+    ) -> None:
         self.port = port
         self.interfaces = interfaces
         self.instance = instance or f"herd-{socket.gethostname()}-{port}"
@@ -49,7 +62,7 @@ class Advertiser:
             SERVICE_TYPE,
             f"{self.instance}.{SERVICE_TYPE}",
             port=port,
-            properties={"version": __version__, "path": "/"},
+            properties={"version": __version__, "path": "/", "fleet": fleet_id, "scheme": scheme},
             parsed_addresses=list(interfaces),
             server=f"{self.instance}.local.",
         )
@@ -74,18 +87,33 @@ def _goodbye(zc: Zeroconf, info: ServiceInfo) -> None:
         zc.close()
 
 
-def _resolve(zc: Zeroconf, name: str) -> str | None:
+def router_url(
+    address: str, port: int, properties: Mapping[bytes, bytes | None], fleet_id: str
+) -> str | None:
+    """The URL of an advertised router when it belongs to fleet `fleet_id`, else None (pure)."""
+    advertised = (properties.get(b"fleet") or DEFAULT_FLEET_ID.encode()).decode("utf-8", "replace")
+    if advertised != fleet_id:
+        return None
+    scheme = "https" if properties.get(b"scheme") == b"https" else "http"
+    return f"{scheme}://{address}:{port}"
+
+
+def _resolve(zc: Zeroconf, name: str, fleet_id: str) -> str | None:
     info = zc.get_service_info(SERVICE_TYPE, name, timeout=3000)
     if info is None or not info.port:
         return None
     addresses = info.parsed_addresses(IPVersion.V4Only)
     if not addresses:
         return None
-    return f"http://{addresses[0]}:{info.port}"
+    url = router_url(addresses[0], info.port, info.properties, fleet_id)
+    if url is None:
+        log.info("ignoring router %s: another fleet", name)
+    return url
 
 
-async def browse_router(interfaces: list[str]) -> str | None:
-    """Browse for a herd router and return its URL; waits until one is found (the caller bounds the time)."""
+async def browse_router(interfaces: list[str], fleet_id: str = DEFAULT_FLEET_ID) -> str | None:
+    """Browse for a herd router of fleet `fleet_id` and return its URL; waits until one is found (the caller
+    bounds the time)."""
     zc = await trio.to_thread.run_sync(_open, interfaces)
     token = trio.lowlevel.current_trio_token()
     send, receive = trio.open_memory_channel[str](16)
@@ -105,7 +133,7 @@ async def browse_router(interfaces: list[str]) -> str | None:
     try:
         async with receive:
             async for name in receive:
-                url = await trio.to_thread.run_sync(_resolve, zc, name, abandon_on_cancel=True)
+                url = await trio.to_thread.run_sync(_resolve, zc, name, fleet_id, abandon_on_cancel=True)
                 if url is not None:
                     log.info("found router %s (%s)", url, name)
                     return url

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from herd.fleet.state import FleetSnapshot
+from herd.fleet.trust import Refusal
 from herd.routing.record import RequestRecord
 
 
@@ -29,6 +30,7 @@ class Facts:
     broken: frozenset[str] = frozenset()
     paused: frozenset[str] = frozenset()
     in_flight: dict[str, int] = field(default_factory=dict)  # node -> requests running
+    refusals: tuple[Refusal, ...] = ()  # heartbeats refused lately (herd.fleet.trust)
 
 
 Check = Callable[[Facts], list[Finding]]
@@ -45,7 +47,7 @@ def _rate(records: Sequence[RequestRecord], pred: Callable[[RequestRecord], bool
 
 
 def run_checks(f: Facts) -> list[dict[str, str]]:
-    from herd.health import fleet_checks, traffic_checks  # noqa: F401  (registers the checks)
+    from herd.health import fleet_checks, traffic_checks, trust_checks  # noqa: F401  (registers the checks)
 
     order = {"critical": 0, "warning": 1, "info": 2}
     findings = [finding for c in CHECKS for finding in c(f)]

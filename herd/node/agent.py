@@ -8,8 +8,10 @@ to a router found by URL or mDNS (`herd node`), or straight into the registry of
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +22,7 @@ import httpx
 import trio
 
 from herd.fleet.heartbeat import OLLAMA, OPENAI, Heartbeat, HostStats
+from herd.fleet.signing import sign
 from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
 from herd.node.media import MediaScout
 from herd.node.openai_probe import OpenAIProber
@@ -44,10 +47,11 @@ class HeartbeatSink(Protocol):
 
 def route_address(router_host: str) -> str | None:
     """This machine's address on the route to `router_host` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in router_host else socket.AF_INET
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.connect((router_host, 9))
-            return str(s.getsockname()[0])
+            return str(s.getsockname()[0]).split("%", 1)[0]
     except OSError:
         return None
 
@@ -67,17 +71,25 @@ def advertised_url(backend_url: str, router_url: str | None, override: str | Non
     addr = route_address(router_host)
     if addr is None:
         return backend_url.rstrip("/")
-    netloc = f"{addr}:{parts.port}" if parts.port else addr
+    host = f"[{addr}]" if ":" in addr else addr  # the router checks it is the heartbeat's source address
+    netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
 
 
 class HttpSink:
-    """POSTs heartbeats to `{router}/heartbeat`; the router URL comes from `locate` (fixed, or mDNS)."""
+    """POSTs heartbeats to `{router}/heartbeat`; the router URL comes from `locate` (fixed, or mDNS). With a
+    fleet token each heartbeat is signed (`herd.fleet.signing`)."""
 
-    def __init__(self, client: httpx.AsyncClient, locate: Callable[[], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        locate: Callable[[], Awaitable[str | None]],
+        fleet_token: str | None = None,
+    ) -> None:
         self.client = client
         self.locate = locate
         self.router_url: str | None = None
+        self.fleet_token = fleet_token
 
     def describe(self) -> str:
         return self.router_url or "router (not found yet)"
@@ -91,8 +103,13 @@ class HttpSink:
     async def send(self, hb: Heartbeat) -> None:
         await self.ready()
         assert self.router_url is not None
+        url = self.router_url + "/heartbeat"
+        body = json.dumps(hb.to_json()).encode()
+        headers = {"content-type": "application/json"}
+        if self.fleet_token is not None:
+            headers.update(sign(self.fleet_token, "POST", urlsplit(url).path, body, time.time()))
         try:
-            resp = await self.client.post(self.router_url + "/heartbeat", json=hb.to_json())
+            resp = await self.client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             self.router_url = None  # look it up again next time (mDNS: it may have moved)
             raise SinkError(f"{type(exc).__name__}: {exc}") from exc

@@ -32,6 +32,8 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from herd.config import MediaConfig
+from herd.fleet.signing import Verifier
+from herd.node.guard import SignedOnly
 
 log = logging.getLogger("herd.node.commands")
 JSON = "application/json; charset=utf-8"
@@ -61,10 +63,12 @@ def _error(status: int, message: str) -> Response:
 class CommandServer:
     """Service: serves `/v1/models`, `/v1/images/generations`, `/v1/audio/transcriptions` on the given port."""
 
-    def __init__(self, cfg: MediaConfig) -> None:
+    def __init__(self, cfg: MediaConfig, fleet_token: str | None = None) -> None:
         self.cfg = cfg
         self.url: str | None = None
         self.app = self._build()
+        # With a fleet token only requests the router signed reach a command (herd.node.guard).
+        self.served: Any = SignedOnly(self.app, Verifier(fleet_token)) if fleet_token else self.app
         # One run at a time per kind: a local generator or transcriber usually owns the whole GPU/CPU. Further
         # requests wait here while the router holds their slots.
         self.limits = {"image": trio.CapacityLimiter(1), "transcription": trio.CapacityLimiter(1)}
@@ -197,7 +201,7 @@ class CommandServer:
         config.loglevel = "WARNING"
         config.accesslog = None
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(serve, self.app, config)
+            binds = await nursery.start(serve, self.served, config)
             self.url = binds[0].replace("0.0.0.0", "127.0.0.1")
             log.info("media command server on %s", self.url)
             task_status.started(self.url)

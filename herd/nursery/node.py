@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,10 +58,10 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandSer
         if cfg.router_url:
             return cfg.router_url
         with trio.move_on_after(10):
-            return await browse_router(interfaces)
+            return await browse_router(interfaces, cfg.trust.fleet_id)
         return None
 
-    sink = HttpSink(client, locate)
+    sink = HttpSink(client, locate, fleet_token=cfg.trust.token)
     # With nothing configured a scan costs no I/O (it only looks for Ollama image models in the probe).
     media = MediaScout(
         cfg.media,
@@ -93,11 +94,20 @@ async def run_node(cfg: NodeConfig) -> None:
         raise SystemExit(2) from exc
 
 
-async def _run(cfg: NodeConfig) -> None:
+def agent_client(cfg: NodeConfig) -> httpx.AsyncClient:
+    """The agent's one HTTP client; an https:// router with a self-signed certificate is trusted through
+    --ca-file (reads the file: call it at startup)."""
     timeout = httpx.Timeout(cfg.probe_timeout, connect=cfg.probe_timeout)
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=4)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
-        commands = CommandServer(cfg.media) if cfg.media.needs_service else None
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=cfg.trust.ca_file) if cfg.trust.ca_file else True
+    )
+    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, verify=verify)
+
+
+async def _run(cfg: NodeConfig) -> None:
+    async with agent_client(cfg) as client:
+        commands = CommandServer(cfg.media, cfg.trust.token) if cfg.media.needs_service else None
         agent = build_agent(cfg, client, commands)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:

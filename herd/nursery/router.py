@@ -19,6 +19,8 @@ from herd.backends.rawhttp import RawUpstream
 from herd.config import RouterConfig
 from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
+from herd.fleet.signing import Verifier
+from herd.fleet.trust import FleetGate
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
 from herd.nursery.supervise import Supervised
@@ -93,6 +95,7 @@ class Router:
                 thinking_min_predict=rcfg.thinking_min_predict,
                 keep_alive=rcfg.keep_alive,
             ),
+            gate=FleetGate(Verifier(cfg.trust.token) if cfg.trust.token else None),
         )
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
         self.services.recorder.sinks.append(self.broadcaster.on_request)
@@ -102,6 +105,8 @@ class Router:
             port=cfg.port,
             graceful_timeout=cfg.graceful_timeout,
             access_log=cfg.access_log,
+            certfile=cfg.trust.certfile,
+            keyfile=cfg.trust.keyfile,
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)
@@ -183,7 +188,12 @@ def optional_duties(cfg: RouterConfig) -> list[DutyFactory]:
 
         def advertiser(_: RouterServices, urls: list[str]) -> Advertiser:
             port = int(urls[0].rsplit(":", 1)[1])
-            return Advertiser(port, list(cfg.mdns_interfaces) or default_interfaces())
+            return Advertiser(
+                port,
+                list(cfg.mdns_interfaces) or default_interfaces(),
+                fleet_id=cfg.trust.fleet_id,
+                scheme=cfg.trust.scheme,
+            )
 
         duties.append(advertiser)
     if cfg.local_node:

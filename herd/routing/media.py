@@ -11,14 +11,17 @@ a pure function over the snapshot: the least busy online node first, ties by nod
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
 from herd.backends.upstream import Upstream, UpstreamError
 from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, UpstreamFailed
+from herd.fleet.signing import sign
 from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus, normalize_model
 from herd.routing.slots import Slots
 
@@ -88,12 +91,26 @@ def no_backend(snap: FleetSnapshot, kind: str, model: str | None) -> Exception:
 
 class Media:
     def __init__(
-        self, registry_snapshot: Callable[[], FleetSnapshot], slots: Slots, upstream: Upstream, timeout: float
+        self,
+        registry_snapshot: Callable[[], FleetSnapshot],
+        slots: Slots,
+        upstream: Upstream,
+        timeout: float,
+        fleet_token: str | None = None,
     ):
         self.snapshot = registry_snapshot
         self.slots = slots
         self.upstream = upstream
         self.timeout = timeout
+        # With a fleet token every media call is signed: agents' command servers refuse unsigned ones.
+        self.fleet_token = fleet_token
+
+    def _signed(self, url: str, body: bytes) -> dict[str, str] | None:
+        if self.fleet_token is None:
+            return None
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return sign(self.fleet_token, "POST", target, body, time.time())
 
     async def call(
         self, kind: str, model: str | None, build: Callable[[Backend], Request], retries: int = 2
@@ -111,8 +128,13 @@ class Media:
             self.slots.reserve(backend.node.node_id, key)
             try:
                 with trio.fail_after(self.timeout):
+                    url = backend.url + req.path
                     async with self.upstream.stream(
-                        "POST", backend.url + req.path, req.body, content_type=req.content_type
+                        "POST",
+                        url,
+                        req.body,
+                        content_type=req.content_type,
+                        headers=self._signed(url, req.body),
                     ) as resp:
                         return backend, resp.status, await resp.read()
             except (UpstreamError, trio.TooSlowError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import trio
@@ -26,9 +27,12 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.post("/heartbeat")
     async def heartbeat() -> Response:
-        hb = parse_heartbeat(
-            parse_body(await request.get_data(cache=False, as_text=False, parse_form_data=False))
-        )
+        body = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        peer, now = request.remote_addr or "", trio.current_time()
+        target = request.path + (f"?{request.query_string.decode()}" if request.query_string else "")
+        svc.gate.verify(target, body, request.headers, peer, time.time(), now)  # before parsing anything
+        hb = parse_heartbeat(parse_body(body))
+        svc.gate.admit(svc.registry.snapshot, hb, peer, now)
         svc.registry.ingest(hb)
         payload = {"ok": True, "interval": svc.cfg.fleet.heartbeat_interval, "router_version": __version__}
         return Response(json.dumps(payload), content_type=JSON)
@@ -60,6 +64,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             queue=svc.queue.depths(),
             broken=svc.proxy.breakers.open_nodes(now),
             paused=frozenset(svc.registry.paused),
+            refusals=svc.gate.refusals.recent(now),
         )
         return Response(json.dumps({"findings": run_checks(facts)}), content_type=JSON)
 

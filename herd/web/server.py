@@ -60,9 +60,22 @@ class RequestScoped:
 class WebServer:
     """Service: binds, reports the bound URLs through `task_status`, serves until `stop()` or cancel."""
 
-    def __init__(self, app: Any, *, host: str, port: int, graceful_timeout: float, access_log: bool) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str,
+        port: int,
+        graceful_timeout: float,
+        access_log: bool,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+    ) -> None:
         self.app = RequestScoped(app)
         self.config = HypercornConfig()
+        # HTTPS when both are given (`herd run --certfile/--keyfile`); hypercorn then reports https:// binds.
+        self.config.certfile = certfile
+        self.config.keyfile = keyfile
         self.config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
         self.config.graceful_timeout = graceful_timeout
         self.config.keep_alive_timeout = 75.0
