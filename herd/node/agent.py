@@ -20,7 +20,9 @@ import httpx
 import trio
 
 from herd.fleet.heartbeat import OLLAMA, OPENAI, Heartbeat, HostStats
+from herd.fleet.guest import GuestState
 from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
+from herd.node.guest import GuestReporter
 from herd.node.media import MediaScout
 from herd.node.openai_probe import OpenAIProber
 
@@ -121,6 +123,7 @@ class Agent:
         host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
         backend: str = OLLAMA,
         media: MediaScout | None = None,
+        guest: GuestReporter | None = None,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -137,6 +140,7 @@ class Agent:
         self.host_probe = host_probe
         self.backend = backend
         self.media = media
+        self.guest = guest
         self._openai = OpenAIProber(client, backend_url) if backend == OPENAI else None
         self.sent = 0
         self.last: Heartbeat | None = None
@@ -168,6 +172,7 @@ class Agent:
         if self.media is not None:
             with trio.move_on_after(self.probe_timeout):
                 media = await self.media.scan(probe, self.advertise())
+        guest = await self.guest.report(host) if self.guest is not None else GuestState()
         return build_heartbeat(
             node_id=self.node_id,
             backend_url=self.advertise(),
@@ -177,6 +182,7 @@ class Agent:
             parallel=self.parallel or int(probe.extra.get("parallel", 0)),
             backend=self.backend,
             media=media,
+            guest=guest,
         )
 
     async def _deliver(self, hb: Heartbeat | None) -> bool:
