@@ -87,7 +87,12 @@ def _gpu_json(g: Gpu) -> dict[str, Any]:
 
 
 def _thermal_json(t: Thermal) -> dict[str, Any]:
-    return {"state": t.state, "throttling": t.throttling, "temp_c": t.temp_c, "cpu_freq_ratio": t.cpu_freq_ratio}
+    return {
+        "state": t.state,
+        "throttling": t.throttling,
+        "temp_c": t.temp_c,
+        "cpu_freq_ratio": t.cpu_freq_ratio,
+    }
 
 
 def _owner_json(o: Owner) -> dict[str, Any]:

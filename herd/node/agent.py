@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import trio
 
-from herd.fleet.heartbeat import OLLAMA, OPENAI, Heartbeat, HostStats
 from herd.fleet.guest import GuestState
+from herd.fleet.heartbeat import OLLAMA, OPENAI, Heartbeat, HostStats
 from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
 from herd.node.guest import GuestReporter
 from herd.node.media import MediaScout

@@ -63,7 +63,9 @@ class GuestReporter:
             self._saved_at = now
         elif now - self._saved_at >= self.save_every:
             await self.save()
-        return replace(state, capacity=learner.week(), capacity_now=round(capacity.week_position(epoch, offset), 3))
+        return replace(
+            state, capacity=learner.week(), capacity_now=round(capacity.week_position(epoch, offset), 3)
+        )
 
     async def save(self) -> None:
         """Write the learned week to the data dir (atomic; a failure is logged, the agent goes on)."""

@@ -21,8 +21,8 @@ import httpx
 import trio
 
 from herd.config import NodeConfig
-from herd.fleet.guest import GuestState
 from herd.fleet.discovery import browse_router, default_interfaces
+from herd.fleet.guest import GuestState
 from herd.node.agent import Agent, HttpSink, advertised_url
 from herd.node.collect import host_stats
 from herd.node.commands import CommandServer

@@ -138,7 +138,9 @@ class GuestProbe:
 
         async def go() -> str | None:
             try:
-                done = await trio.run_process(list(argv), capture_stdout=True, capture_stderr=True, check=False)
+                done = await trio.run_process(
+                    list(argv), capture_stdout=True, capture_stderr=True, check=False
+                )
             except OSError:
                 return None
             return done.stdout.decode(errors="replace") if done.returncode == 0 else None
