@@ -5,6 +5,7 @@ sample of this machine (nulls where it has no source, never zeros)."""
 from __future__ import annotations
 
 import glob
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,7 +152,7 @@ async def test_live_sample_of_this_machine(tmp_path: Path) -> None:
         assert state.thermal is not None and state.thermal.cpu_freq_ratio is not None
     assert state.thermal == read_linux_thermal(sys_root) or has_freq  # frequencies move between reads
     has_gpu_tool = bool(glob.glob("/sys/class/drm/card[0-9]*/device/gpu_busy_percent")) or bool(
-        subprocess.run(["sh", "-c", "command -v nvidia-smi"], capture_output=True).stdout
+        shutil.which("nvidia-smi")
     )
     assert (state.gpu is not None) == has_gpu_tool
     assert state.owner is not None and state.owner.cpu_percent is not None and state.owner.mem_bytes

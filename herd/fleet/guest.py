@@ -76,6 +76,9 @@ class GuestState:
         }
 
 
+NO_GUEST = GuestState()  # a heartbeat that says nothing beyond CPU and memory
+
+
 def _gpu_json(g: Gpu) -> dict[str, Any]:
     return {
         "name": g.name,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from herd.errors import BadRequest
-from herd.fleet.guest import GuestState, parse_guest
+from herd.fleet.guest import NO_GUEST, GuestState, parse_guest
 
 # What a node's backend speaks: Ollama's API, or an OpenAI-compatible one (llama.cpp, vLLM, LM Studio).
 OLLAMA = "ollama"
@@ -63,7 +63,7 @@ class Heartbeat:
     # Media backends: {"kind": "image" | "transcription", "model", "url", "api": "openai" | "ollama"}.
     media: tuple[dict[str, str], ...] = ()
     # GPU, thermal, battery, owner load, memory ceiling, learned week (herd.fleet.guest); all optional.
-    guest: GuestState = GuestState()
+    guest: GuestState = NO_GUEST
 
     @property
     def speaks_ollama(self) -> bool:

@@ -45,7 +45,7 @@ def strain(hb: Heartbeat) -> float:
 
 
 def outlook(hb: Heartbeat, duration: float, long_request: float = LONG_REQUEST) -> float:
-    """How free the node is likely to stay for a request expected to take `duration` seconds: 1 − the highest
+    """How free the node is likely to stay for a request expected to take `duration` seconds: 1 - the highest
     learned owner load over the hourly slots from now to then. 1 for short requests and for nodes that send no
     learned week (no change in their ranking)."""
     g = hb.guest

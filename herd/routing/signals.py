@@ -22,7 +22,7 @@ class Weights:
     role: float = 0.5
     availability: float = 1.0
     context: float = 1.0
-    strain: float = 1.0
+    strain: float = 2.0
     outlook: float = 1.0
 
 

@@ -2,7 +2,7 @@
 and memory of everything that is neither the backend nor herd itself, which of the configured heavy apps run,
 and the memory ceiling left for models after the owner's apps.
 
-    ceiling = max(0, mem_available − HEADROOM × mem_total − BUSY_GROWTH × memory of the running heavy apps)
+    ceiling = max(0, mem_available - HEADROOM * mem_total - BUSY_GROWTH * memory of the running heavy apps)
 
 (heavy apps grow: a render or a game takes more the longer it runs). The agent samples the process table with
 psutil in a thread (`herd.node.probes.sample`)."""

@@ -35,7 +35,7 @@ def _milli(text: str) -> float | None:
 def zone_state(zone: Zone) -> tuple[float | None, str | None]:
     """(temperature, "nominal" / "serious" / "critical" or None when the zone has no throttling trip)."""
     temp = _milli(zone.temp)
-    trips = {}
+    trips: dict[str, float] = {}
     for kind, value in zone.trips:
         t = _milli(value)
         kind = kind.strip()
