@@ -77,6 +77,7 @@ async def test_router_sizes_num_ctx_from_observed_prompts(nursery: trio.Nursery,
     )
     assert resp.status_code == 200
     path, body = fake.requests[-1]
+    assert path == "/api/chat"
     assert body["options"] == {"seed": 1, "num_ctx": 8192}  # p99 5,205 x 1.25 -> 8,192
     await wait_written(fleet.router.traces, 21)
     rows = (
