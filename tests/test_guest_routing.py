@@ -171,3 +171,12 @@ def test_outlook_prefers_nodes_likely_to_stay_free_for_long_requests() -> None:
     wrap[0] = 0.5
     assert outlook(parse_heartbeat(beat("w", capacity=wrap, capacity_now=167.5)), 3600.0) == 0.5
     assert outlook(parse_heartbeat(beat("n")), 3600.0) == 1.0
+
+
+def test_meeting_pause_takes_media_work_away_too() -> None:
+    from herd.routing.media import candidates
+
+    media = [{"kind": "image", "model": "img", "url": "http://x:1", "api": "openai"}]
+    owner = {"cpu_percent": 5.0, "mem_bytes": GB, "busy_apps": [], "in_meeting": True}
+    snap = snap_of(beat("calling", media=media, owner=owner), beat("other", media=media))
+    assert [b.node.node_id for b in candidates(snap, "image", None, {})] == ["other"]
