@@ -166,3 +166,36 @@ async def test_agent_heartbeat_carries_the_guest_report(tmp_path: Path) -> None:
     wire = hb.to_json()
     assert wire["on_battery"] is True and wire["memory_ceiling"] == 30 and wire["capacity_now"] == 10.0
     assert wire["owner"]["cpu_percent"] == 40.0 and len(wire["capacity"]) == SLOTS
+
+
+async def test_router_local_node_reports_and_keeps_its_week(tmp_path: Path) -> None:
+    from fake_ollama import FakeOllama
+    from harness import start_fleet
+
+    from herd.node.local import LocalNode
+
+    async def fixed_host(_: Path) -> HostStats:
+        return HostStats(cpu_percent=1.0, cpu_count=2, mem_total=100, mem_available=50, disk_free=10)
+
+    async def sample(host: HostStats) -> GuestState:
+        return GuestState(owner=Owner(cpu_percent=50.0, mem_bytes=1), memory_ceiling=40)
+
+    async with trio.open_nursery() as nursery:
+        fake = FakeOllama(["m"], loaded=["m"])
+        await nursery.start(fake.run)
+        fleet = await start_fleet(nursery, tmp_path, nodes={}, local_ollama_url=fake.url)
+        local = LocalNode(
+            fleet.router.cfg, fleet.router.registry.ingest, host_probe=fixed_host, guest_sample=sample
+        )
+        async with trio.open_nursery() as inner:
+            await inner.start(local.run)
+            with trio.fail_after(10):  # hang guard: the first heartbeat goes out at once
+                while fleet.router.cfg.local_node_id not in fleet.router.registry.snapshot.nodes:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+            inner.cancel_scope.cancel()
+        hb = fleet.router.registry.snapshot.nodes[fleet.router.cfg.local_node_id].heartbeat
+        assert (
+            hb.guest.memory_ceiling == 40 and hb.guest.capacity is not None and max(hb.guest.capacity) == 1.0
+        )
+        assert max(load_file(tmp_path).week()) == 1.0  # saved on the way out
+        nursery.cancel_scope.cancel()

@@ -21,6 +21,7 @@ from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
+from herd.node.probes.sample import GuestProbe
 from herd.nursery.supervise import Supervised
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
@@ -192,5 +193,8 @@ def optional_duties(cfg: RouterConfig) -> list[DutyFactory]:
 
         duties.append(advertiser)
     if cfg.local_node:
-        duties.append(lambda svc, _urls: LocalNode(cfg, svc.registry.ingest))
+        # the router's machine is often someone's desktop: the same good-guest report as `herd node`
+        duties.append(
+            lambda svc, _urls: LocalNode(cfg, svc.registry.ingest, guest_sample=GuestProbe().sample)
+        )
     return duties
