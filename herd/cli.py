@@ -124,6 +124,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "X-Herd-Fallback, never for X-Herd-Strict requests (env FLEET_VRAM_FALLBACK=1; default off)",
     )
     run.add_argument(
+        "--dynamic-context",
+        action="store_true",
+        default=_env_flag(env, "FLEET_DYNAMIC_CONTEXT", False),
+        help="size num_ctx per model from observed prompt lengths, never below the model's default or the "
+        "request's own (env FLEET_DYNAMIC_CONTEXT=1; default off)",
+    )
+    run.add_argument(
         "--keep-alive",
         default=env.get("FLEET_KEEP_ALIVE"),
         help="keep_alive added to requests that set none, e.g. 30m or -1 (env FLEET_KEEP_ALIVE; default: "
@@ -205,6 +212,7 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
             default_parallel=max(1, args.default_parallel),
             vram_fallback=args.vram_fallback,
             keep_alive=_keep_alive(args.keep_alive),
+            dynamic_context=args.dynamic_context,
         ),
     )
 
@@ -252,6 +260,10 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from herd.nursery.node import run_node
 
     ncfg = node_config(args, env)
+    if args.print_probes:
+        from herd.nursery.node import print_probes
+
+        return trio.run(print_probes, ncfg)
     ncfg.data_dir.mkdir(parents=True, exist_ok=True)
     trio.run(run_node, ncfg)
     return 0

@@ -103,6 +103,48 @@ def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
         help="IPv4 address to browse for the router on; repeatable (env FLEET_MDNS_INTERFACES)",
     )
     add_trust_flags(node, env, router=False)
+    add_guest_flags(node, env)
+
+
+def _on(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    return default if raw is None else raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def add_guest_flags(node: Any, env: Mapping[str, str]) -> None:
+    """The good-guest flags: owner activity, meeting pause, the capacity learner (herd.node.probes)."""
+    node.add_argument(
+        "--meeting-pause",
+        action="store_true",
+        default=_on(env, "FLEET_MEETING_PAUSE", False),
+        help="take no new work while a camera or microphone is in use here; only that yes/no leaves the "
+        "machine (env FLEET_MEETING_PAUSE=1; default off)",
+    )
+    node.add_argument(
+        "--busy-app",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a heavy app (process name) whose running lowers the memory herd counts on; repeatable (env "
+        "FLEET_BUSY_APPS, comma-separated)",
+    )
+    node.add_argument(
+        "--capacity-learning",
+        action=argparse.BooleanOptionalAction,
+        default=_on(env, "FLEET_CAPACITY_LEARNING", True),
+        help="learn when the owner usually uses this machine (168 hourly slots, in the data dir) and send it "
+        "to the router (env FLEET_CAPACITY_LEARNING=0 turns it off; default on)",
+    )
+    node.add_argument(
+        "--print-probes",
+        action="store_true",
+        help="print what this machine reports (GPU, thermal, battery, owner load) as JSON and exit",
+    )
+
+
+def busy_apps(flag: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = list(flag) if flag else env.get("FLEET_BUSY_APPS", "").split(",")
+    return tuple(dict.fromkeys(x.strip() for x in raw if x.strip()))
 
 
 def interfaces(flag: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
@@ -134,4 +176,7 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
             stt_model=args.stt_model,
             service_port=args.service_port,
         ),
+        busy_apps=busy_apps(args.busy_app, env),
+        meeting_pause=args.meeting_pause,
+        capacity_learning=args.capacity_learning,
     )

@@ -60,6 +60,8 @@ class RoutingConfig:
     thinking_multiplier: float = 4.0
     thinking_min_predict: int = 1024
     keep_alive: str | int | None = None
+    # Size num_ctx per model from observed prompt lengths (herd.routing.dyncontext); off by default.
+    dynamic_context: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,11 @@ class NodeConfig:
     # Media backends this node serves besides its main backend (see herd.node.media).
     media: MediaConfig = field(default_factory=lambda: MediaConfig())
     trust: TrustConfig = field(default_factory=lambda: TrustConfig())
+    # Good guest (herd.node.probes, herd.node.capacity): heavy apps that lower the memory ceiling, pause while
+    # a camera or microphone is in use, learn the owner's week.
+    busy_apps: tuple[str, ...] = ()
+    meeting_pause: bool = False
+    capacity_learning: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ async def test_retention_and_migrations(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
     db = open_db(path)
     assert db.execute("SELECT COUNT(*) FROM traces").fetchone() == (1,)
-    assert [r["version"] for r in db["_migrations"].rows] == [1]
+    assert [r["version"] for r in db["_migrations"].rows] == [1, 2]
 
 
 def free_port() -> int:

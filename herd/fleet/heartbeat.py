@@ -15,7 +15,8 @@ heartbeat is a 400, never a half-filled node.
       "media": [             # optional: image generation and speech-to-text the node can serve
         {"kind": "image", "model": "x/z-image-turbo", "url": "http://10.0.0.5:11434", "api": "ollama"},
         {"kind": "transcription", "model": "whisper-1", "url": "http://10.0.0.5:11436", "api": "openai"}
-      ]
+      ],
+      "gpu": null, "thermal": null, "on_battery": null, ...  # optional: see herd.fleet.guest
     }
 """
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from herd.errors import BadRequest
+from herd.fleet.guest import NO_GUEST, GuestState, parse_guest
 
 # What a node's backend speaks: Ollama's API, or an OpenAI-compatible one (llama.cpp, vLLM, LM Studio).
 OLLAMA = "ollama"
@@ -60,6 +62,8 @@ class Heartbeat:
     parallel: int = 0
     # Media backends: {"kind": "image" | "transcription", "model", "url", "api": "openai" | "ollama"}.
     media: tuple[dict[str, str], ...] = ()
+    # GPU, thermal, battery, owner load, memory ceiling, learned week (herd.fleet.guest); all optional.
+    guest: GuestState = NO_GUEST
 
     @property
     def speaks_ollama(self) -> bool:
@@ -93,6 +97,7 @@ class Heartbeat:
             "loaded": list(self.loaded),
             "parallel": self.parallel,
             "media": [dict(m) for m in self.media],
+            **self.guest.to_json(),
         }
 
 
@@ -181,4 +186,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         loaded=_entries(obj, "loaded"),
         parallel=max(0, int(_field(obj, "parallel", int, 0))),
         media=_media(obj),
+        guest=parse_guest(obj),
     )

@@ -21,9 +21,11 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import trio
 
+from herd.fleet.guest import GuestState
 from herd.fleet.heartbeat import OLLAMA, OPENAI, Heartbeat, HostStats
 from herd.fleet.signing import sign
 from herd.node.collect import BackendProbe, build_heartbeat, host_stats, probe_ollama
+from herd.node.guest import GuestReporter
 from herd.node.media import MediaScout
 from herd.node.openai_probe import OpenAIProber
 
@@ -138,6 +140,7 @@ class Agent:
         host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
         backend: str = OLLAMA,
         media: MediaScout | None = None,
+        guest: GuestReporter | None = None,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -154,6 +157,7 @@ class Agent:
         self.host_probe = host_probe
         self.backend = backend
         self.media = media
+        self.guest = guest
         self._openai = OpenAIProber(client, backend_url) if backend == OPENAI else None
         self.sent = 0
         self.last: Heartbeat | None = None
@@ -185,6 +189,7 @@ class Agent:
         if self.media is not None:
             with trio.move_on_after(self.probe_timeout):
                 media = await self.media.scan(probe, self.advertise())
+        guest = await self.guest.report(host) if self.guest is not None else GuestState()
         return build_heartbeat(
             node_id=self.node_id,
             backend_url=self.advertise(),
@@ -194,6 +199,7 @@ class Agent:
             parallel=self.parallel or int(probe.extra.get("parallel", 0)),
             backend=self.backend,
             media=media,
+            guest=guest,
         )
 
     async def _deliver(self, hb: Heartbeat | None) -> bool:

@@ -15,6 +15,7 @@ import psutil
 import trio
 
 from herd import __version__
+from herd.fleet.guest import NO_GUEST, GuestState
 from herd.fleet.heartbeat import OLLAMA, Heartbeat, HostStats
 
 
@@ -95,6 +96,7 @@ def build_heartbeat(
     parallel: int = 0,
     backend: str = OLLAMA,
     media: tuple[dict[str, str], ...] = (),
+    guest: GuestState = NO_GUEST,
 ) -> Heartbeat:
     return Heartbeat(
         node_id=node_id,
@@ -110,4 +112,5 @@ def build_heartbeat(
         loaded=probe.loaded if probe.up else (),
         parallel=parallel,
         media=media,
+        guest=guest,
     )

@@ -11,9 +11,11 @@ import httpx
 import trio
 
 from herd.config import MediaConfig, RouterConfig
+from herd.fleet.guest import GuestState
 from herd.fleet.heartbeat import Heartbeat, HostStats
 from herd.node.agent import Agent
 from herd.node.collect import host_stats
+from herd.node.guest import GuestReporter
 from herd.node.media import MediaScout
 
 
@@ -39,14 +41,19 @@ class LocalNode:
         cfg: RouterConfig,
         ingest: Callable[[Heartbeat], None],
         host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
+        guest_sample: Callable[[HostStats], Awaitable[GuestState]] | None = None,
     ) -> None:
         self.cfg = cfg
         self.ingest = ingest
         self.host_probe = host_probe
+        self.guest_sample = guest_sample  # the good-guest probes (herd.node.probes); None: not reported
         self.agent: Agent | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         timeout = httpx.Timeout(3.0)
+        guest = None
+        if self.guest_sample is not None:
+            guest = GuestReporter(sample=self.guest_sample, data_dir=self.cfg.data_dir)
         async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
             self.agent = Agent(
                 node_id=self.cfg.local_node_id,
@@ -59,5 +66,11 @@ class LocalNode:
                 host_probe=self.host_probe,
                 # Ollama image-generation models beside the router are offered like any node's
                 media=MediaScout(MediaConfig(), client, advertise=lambda url: url, service_url=lambda: None),
+                guest=guest,
             )
-            await self.agent.run(task_status=task_status)
+            try:
+                await self.agent.run(task_status=task_status)
+            finally:
+                if guest is not None:
+                    with trio.CancelScope(shield=True):  # keep what was learned across restarts
+                        await guest.save()

@@ -9,6 +9,7 @@ one machine with distinct `--node-id` and `--data-dir`.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -22,9 +23,13 @@ import trio
 
 from herd.config import NodeConfig
 from herd.fleet.discovery import browse_router, default_interfaces
+from herd.fleet.guest import GuestState
 from herd.node.agent import Agent, HttpSink, advertised_url
+from herd.node.collect import host_stats
 from herd.node.commands import CommandServer
+from herd.node.guest import GuestReporter
 from herd.node.media import MediaScout
+from herd.node.probes.sample import GuestProbe
 
 log = logging.getLogger("herd.node")
 
@@ -69,6 +74,8 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandSer
         advertise=lambda url: advertised_url(url, sink.router_url, None),
         service_url=lambda: commands.url if commands is not None else None,
     )
+    probe = GuestProbe(busy_apps=cfg.busy_apps, meeting_pause=cfg.meeting_pause, timeout=cfg.probe_timeout)
+    guest = GuestReporter(sample=probe.sample, data_dir=cfg.data_dir, learning=cfg.capacity_learning)
     return Agent(
         node_id=cfg.node_id,
         backend_url=cfg.ollama_url,
@@ -82,7 +89,24 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandSer
         parallel=cfg.parallel,
         backend=cfg.backend,
         media=media,
+        guest=guest,
     )
+
+
+async def print_probes(cfg: NodeConfig) -> int:
+    """`herd node --print-probes`: one sample of what this machine reports, as JSON (null = unknown)."""
+    probe = GuestProbe(busy_apps=cfg.busy_apps, meeting_pause=cfg.meeting_pause, timeout=cfg.probe_timeout)
+    host = await host_stats(cfg.data_dir if cfg.data_dir.exists() else Path.home())
+    await trio.sleep(0.5)  # a second pass gives per-process CPU over this half second
+    await probe.sample(host)
+    print(json.dumps(probe_report(await probe.sample(host)), indent=2))
+    return 0
+
+
+def probe_report(state: GuestState) -> dict[str, object]:
+    out = state.to_json()
+    del out["capacity"], out["capacity_now"]
+    return out
 
 
 async def run_node(cfg: NodeConfig) -> None:
@@ -120,3 +144,5 @@ async def _run(cfg: NodeConfig) -> None:
                     nursery.cancel_scope.cancel()
                     break
         await agent.drain()
+        if agent.guest is not None:
+            await agent.guest.save()

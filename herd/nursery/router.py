@@ -23,12 +23,14 @@ from herd.fleet.signing import Verifier
 from herd.fleet.trust import FleetGate
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
+from herd.node.probes.sample import GuestProbe
 from herd.nursery.supervise import Supervised
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
 from herd.routing.duties import PreWarmer, Rebalancer
+from herd.routing.dyncontext import ContextBook
 from herd.routing.latency import LatencyBook
 from herd.routing.policies import PolicyConfig
 from herd.routing.proxy import Proxy
@@ -68,6 +70,7 @@ class Router:
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = RawUpstream(cfg.upstream)
         settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback)
+        self.contexts = ContextBook() if rcfg.dynamic_context else None
         self.services = RouterServices(
             cfg=cfg,
             registry=self.registry,
@@ -84,6 +87,7 @@ class Router:
                 self.latency,
                 Scorer(),
                 settings,
+                contexts=self.contexts,
             ),
             latency=self.latency,
             recorder=Recorder(self.latency),
@@ -113,6 +117,8 @@ class Router:
         self.traces = TraceStore(cfg.data_dir / "traces.db", retention_days=cfg.retention_days)
         self.services.recorder.sinks.append(self.traces.offer)
         self.services.recorder.sinks.append(self.services.metrics.observe)
+        if self.contexts is not None:
+            self.services.recorder.sinks.append(self.contexts.observe)
         self.expiry = Expiry(self.registry)
         self.rebalancer = Rebalancer(self.queue, self.pulse, rcfg.rebalance_interval)
         self.prewarmer = PreWarmer(self.registry, self.queue, self.upstream)
@@ -197,5 +203,8 @@ def optional_duties(cfg: RouterConfig) -> list[DutyFactory]:
 
         duties.append(advertiser)
     if cfg.local_node:
-        duties.append(lambda svc, _urls: LocalNode(cfg, svc.registry.ingest))
+        # the router's machine is often someone's desktop: the same good-guest report as `herd node`
+        duties.append(
+            lambda svc, _urls: LocalNode(cfg, svc.registry.ingest, guest_sample=GuestProbe().sample)
+        )
     return duties

@@ -8,6 +8,7 @@ from typing import Any
 import trio
 
 from herd import __version__
+from herd.fleet.heartbeat import Heartbeat
 from herd.fleet.state import NodeState
 from herd.services import RouterServices
 
@@ -38,12 +39,26 @@ def _node_json(node: NodeState, now: float, in_flight: int, paused: bool) -> dic
             "disk_free": hb.host.disk_free,
             "load": list(hb.host.load),
         },
+        **guest_json(hb),
         "models": sorted(node.models),
         "hot": sorted(node.loaded),
         "loaded": [
             {k: m.get(k) for k in ("name", "size", "size_vram", "context_length", "expires_at")}
             for m in hb.loaded
         ],
+    }
+
+
+def guest_json(hb: Heartbeat) -> dict[str, Any]:
+    """The node's good-guest report (herd.fleet.guest): `null` wherever the node could not tell."""
+    g = hb.guest.to_json()
+    return {
+        "gpu": g["gpu"],
+        "thermal": g["thermal"],
+        "on_battery": g["on_battery"],
+        "owner": g["owner"],
+        "memory_ceiling": g["memory_ceiling"],
+        "capacity": None if g["capacity"] is None else {"week": g["capacity"], "now": g["capacity_now"]},
     }
 
 

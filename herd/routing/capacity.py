@@ -6,6 +6,7 @@ snapshot and latency book, so a new heartbeat or observation changes capacity wi
 from __future__ import annotations
 
 from herd.fleet.state import FleetSnapshot, NodeState
+from herd.routing.guest import usable_memory
 from herd.routing.latency import LatencyBook, effective_parallel
 
 PRESSURE_FRACTION = 0.10  # below this share of memory available, one request at a time
@@ -15,7 +16,7 @@ def node_capacity(node: NodeState, default_parallel: int, speeds: dict[int, floa
     hb = node.heartbeat
     parallel = max(1, hb.parallel or default_parallel)
     host = hb.host
-    if host.mem_total and host.mem_available / host.mem_total < PRESSURE_FRACTION:
+    if host.mem_total and usable_memory(hb) / host.mem_total < PRESSURE_FRACTION:
         return 1
     return effective_parallel(speeds, parallel) if speeds else parallel
 

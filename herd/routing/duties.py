@@ -18,6 +18,7 @@ from herd.backends import kinds
 from herd.backends.upstream import Upstream, UpstreamError
 from herd.fleet.registry import Registry
 from herd.fleet.state import FleetSnapshot, NodeState
+from herd.routing.guest import usable_memory
 from herd.routing.pulse import Pulse
 from herd.routing.queue import HoldingQueue
 
@@ -64,7 +65,7 @@ def prewarm_targets(
             and now - warming.get((n.node_id, model), -cooldown - 1) > cooldown
         ]
         if cold:
-            best = max(cold, key=lambda n: (n.heartbeat.host.mem_available, n.node_id))
+            best = max(cold, key=lambda n: (usable_memory(n.heartbeat), n.node_id))
             targets.append((best.node_id, model))
     return targets
 

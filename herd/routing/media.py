@@ -23,6 +23,7 @@ from herd.backends.upstream import Upstream, UpstreamError
 from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, UpstreamFailed
 from herd.fleet.signing import sign
 from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus, normalize_model
+from herd.routing.guest import in_meeting
 from herd.routing.slots import Slots
 
 log = logging.getLogger("herd.media")
@@ -66,7 +67,7 @@ def candidates(
     wanted = normalize_model(model) if model else None
     found: list[tuple[int, str, Backend]] = []
     for node in snap.nodes.values():
-        if not node.routable_media:
+        if not node.routable_media or in_meeting(node.heartbeat):  # --meeting-pause: no new work
             continue
         for entry in node.heartbeat.media:
             if entry["kind"] != kind or (wanted and normalize_model(entry["model"]) != wanted):

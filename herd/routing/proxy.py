@@ -24,6 +24,7 @@ from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
 from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
+from herd.routing.dyncontext import ContextBook
 from herd.routing.latency import LatencyBook
 from herd.routing.lines import LineStream
 from herd.routing.policies import Plan, body_for, encode
@@ -71,6 +72,7 @@ class Proxy:
         latency: LatencyBook,
         scorer: Scorer,
         settings: RuntimeSettings | None = None,
+        contexts: ContextBook | None = None,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -81,6 +83,7 @@ class Proxy:
         self.latency = latency
         self.scorer = scorer
         self.settings = settings
+        self.contexts = contexts  # --dynamic-context
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
@@ -136,6 +139,9 @@ class Proxy:
                 await auto_pull(self.registry, self.upstream, plan.requested)
             if pulling.cancelled_caught:
                 log.warning("auto-pull of %s did not finish in time", plan.requested)
+        if self.contexts is not None:
+            plan, rec.num_ctx = self.contexts.plan_for(plan)
+            raw = raw if rec.num_ctx is None else None  # the caller's bytes no longer say what is sent
         for model in plan.models:
             try:
                 opened = await self._open_model(

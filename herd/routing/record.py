@@ -42,6 +42,7 @@ class RequestRecord:
     retries: int = 0
     fallback: str | None = None  # "requested -> served" when another model served the request
     context_protected: bool = False
+    num_ctx: int | None = None  # set by --dynamic-context (herd.routing.dyncontext); None when left alone
     concurrency: int = 1
     score: float | None = None  # the winning node's score and its per-signal breakdown
     breakdown: dict[str, float] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from herd.fleet.state import FleetSnapshot, NodeState
+from herd.routing.guest import outlook
 from herd.routing.latency import LatencyStats
 from herd.routing.signals import (  # noqa: F401  (re-exported: the scorer's public types live here too)
     SIGNALS,
@@ -107,6 +108,7 @@ class Scorer:
             + w.memory * st.memory
             + w.role * st.role
             + w.availability * st.availability
+            + w.strain * st.strain
             - w.wait * st.load_cost / 60
         )
         idx.by_node[node_id] = (key, st)
@@ -196,11 +198,16 @@ class Scorer:
                 "role": s.role,
                 "availability": s.availability,
                 "context": context,
+                "strain": s.strain,
+                "outlook": outlook(s.node.heartbeat, self._duration(latency.get((s.node.node_id, model)))),
             }
             score = sum(getattr(w, k) * v for k, v in parts.items()) / total_w
             out.append(Candidate(s.node, score, parts, full, s.hot, wait))
         out.sort(key=lambda c: (c.full, -c.score, c.node.node_id))
         return out[: self.cfg.top]
+
+    def _duration(self, stats: LatencyStats | None) -> float:
+        return stats.duration_s if stats is not None and stats.n else self.cfg.default_duration
 
     def _score(
         self,
@@ -218,7 +225,7 @@ class Scorer:
         queue = max(0.0, 1.0 - running / cap)
         # requests ahead of this one, spread over the slots, each taking the p75 duration; plus any load
         ahead = max(0, running - cap + 1)
-        duration = stats.duration_s if stats is not None and stats.n else self.cfg.default_duration
+        duration = self._duration(stats)
         # a node that said "busy" has a queue of its own we cannot see: never worth waiting for
         wait = math.inf if room == 0 else s.load_cost + ahead * duration / cap
         needed = facts.num_ctx or 0

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping
 
 from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable
 from herd.fleet.state import FleetSnapshot, NodeState
+from herd.routing.guest import usable_memory
 
 
 def rank(
@@ -61,4 +62,4 @@ def pull_target(snap: FleetSnapshot) -> NodeState | None:
     nodes = [n for n in snap.nodes.values() if n.routable and manages_models(n)]
     if not nodes:
         return None
-    return max(nodes, key=lambda n: (n.heartbeat.host.mem_available, n.heartbeat.host.disk_free, n.node_id))
+    return max(nodes, key=lambda n: (usable_memory(n.heartbeat), n.heartbeat.host.disk_free, n.node_id))

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from herd.fleet.state import NodeState, NodeStatus
+from herd.routing.guest import in_meeting, strain, usable_memory
 
-SIGNALS = ("thermal", "memory", "queue", "wait", "role", "availability", "context")
+SIGNALS = ("thermal", "memory", "queue", "wait", "role", "availability", "context", "strain", "outlook")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class Weights:
     role: float = 0.5
     availability: float = 1.0
     context: float = 1.0
+    strain: float = 2.0
+    outlook: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ def eliminate(node: NodeState, model: str, cfg: ScoringConfig, broken: frozenset
         return node.status.value
     if hb.draining:
         return "draining"
+    if in_meeting(hb):
+        return "owner in a meeting"
     if not hb.backend_up:
         return "backend down"
     if model not in node.models:
@@ -82,7 +87,7 @@ def eliminate(node: NodeState, model: str, cfg: ScoringConfig, broken: frozenset
         size = _size(node, model)
         if host.mem_total and size > cfg.fit_margin * host.mem_total:
             return "does not fit in memory"
-        if host.mem_total and host.mem_available / host.mem_total < cfg.critical_memory:
+        if host.mem_total and usable_memory(hb) / host.mem_total < cfg.critical_memory:
             return "critical memory pressure"
     return None
 
@@ -99,6 +104,7 @@ class _Static:
     availability: float
     load_cost: float  # seconds to load first (0 when hot)
     loaded_ctx: int | None
+    strain: float = 1.0  # thermal throttling, battery, owner CPU (herd.routing.guest)
 
 
 def _static(
@@ -115,7 +121,7 @@ def _static(
     if hot:
         memory = 1.0
     elif hb.host.mem_total:
-        memory = min(1.0, max(0.0, (hb.host.mem_available - size) / hb.host.mem_total) * 2)
+        memory = min(1.0, max(0.0, (usable_memory(hb) - size) / hb.host.mem_total) * 2)
     else:
         memory = 0.5
     model_rank = size / fleet_size if fleet_size else 0.5
@@ -123,4 +129,6 @@ def _static(
     role = 1.0 - abs(model_rank - node_rank)
     availability = 1.0 / (1.0 + len(node.incidents))
     load_cost = 0.0 if hot else cfg.cold_load * (0.5 if thermal > 0 else 1.0)
-    return _Static(node, hot, thermal, memory, role, availability, load_cost, _loaded_ctx(node, model))
+    return _Static(
+        node, hot, thermal, memory, role, availability, load_cost, _loaded_ctx(node, model), strain(hb)
+    )

@@ -5,9 +5,12 @@ loop in `herd.sim.run` drives it. Requests beyond the node's slots wait inside t
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from herd.fleet.guest import SLOTS, GuestState, Owner
 from herd.fleet.heartbeat import Heartbeat, HostStats
 
 GB = 2**30
@@ -48,6 +51,12 @@ class SimNode:
     running: list[SimRequest] = field(default_factory=list)
     waiting: deque[SimRequest] = field(default_factory=deque)
     cold_loads: int = 0
+    # The machine's owner (herd.sim.owner): load in [0, 1] at a virtual time, which slows generation by up to
+    # `owner_slowdown`; the learned week the agent would send, and where virtual time 0 falls in the week (h).
+    owner: Callable[[float], float] | None = None
+    owner_slowdown: float = 0.6
+    week: tuple[float, ...] | None = None
+    week_start: float = 0.0
 
     def service_time(self, req: SimRequest, now: float) -> float:
         """Seconds from start to last token, given the concurrency at start and any load still needed."""
@@ -61,7 +70,20 @@ class SimNode:
             load = self.loading_until[req.model] - now
         concurrency = len(self.running)  # includes this request
         speed = self.speed / (1 + self.slowdown * (concurrency - 1))
-        return load + self.ttft + req.tokens / speed
+        if self.owner is None:
+            return load + self.ttft + req.tokens / speed
+        return self._shared(now + load + self.ttft, req.tokens, speed) - now
+
+    def _shared(self, t: float, tokens: float, speed: float) -> float:
+        """When `tokens` are done from `t` while the owner's load (minute by minute) takes its share."""
+        assert self.owner is not None
+        while True:
+            edge = (math.floor(t / 60) + 1) * 60
+            rate = speed * (1 - self.owner_slowdown * self.owner(t))
+            if rate * (edge - t) >= tokens:
+                return t + tokens / rate
+            tokens -= rate * (edge - t)
+            t = edge
 
     def _load(self, model: str, now: float) -> None:
         in_use = {r.model for r in self.running}
@@ -78,7 +100,16 @@ class SimNode:
             self.loaded.remove(model)
             self.loaded.append(model)
 
-    def heartbeat(self) -> Heartbeat:
+    def guest(self, now: float) -> GuestState:
+        if self.owner is None:
+            return GuestState()
+        return GuestState(
+            owner=Owner(cpu_percent=round(50.0 * self.owner(now), 1), mem_bytes=0),
+            capacity=self.week,
+            capacity_now=None if self.week is None else (self.week_start + now / 3600) % SLOTS,
+        )
+
+    def heartbeat(self, now: float = 0.0) -> Heartbeat:
         used = sum(self.disk[m].size_gb for m in self.loaded)
         return Heartbeat(
             node_id=self.node_id,
@@ -104,4 +135,5 @@ class SimNode:
                 for m in self.loaded
             ),
             parallel=self.parallel,
+            guest=self.guest(now),
         )

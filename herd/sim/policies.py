@@ -10,7 +10,7 @@ from typing import Protocol
 from herd.fleet.state import FleetSnapshot
 from herd.routing.capacity import node_capacity
 from herd.routing.latency import LatencyBook
-from herd.routing.score import Facts, Scorer, decide
+from herd.routing.score import Facts, Scorer, ScoringConfig, decide
 
 
 class Policy(Protocol):
@@ -73,8 +73,9 @@ class Herd:
 
     name = "herd"
 
-    def __init__(self) -> None:
-        self.scorer = Scorer()
+    def __init__(self, cfg: ScoringConfig | None = None, name: str = "herd") -> None:
+        self.scorer = Scorer(cfg)
+        self.name = name
 
     def choose(
         self,

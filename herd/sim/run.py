@@ -24,6 +24,7 @@ class Scenario:
     tokens: tuple[int, int] = (100, 400)
     popularity: tuple[tuple[str, float], ...] = ()
     queue_timeout: float = 30.0  # a request held this long in the router's queue fails (429)
+    model_tokens: tuple[tuple[str, tuple[int, int]], ...] = ()  # per-model output lengths instead of `tokens`
 
     def nodes(self) -> list[SimNode]:
         models = {
@@ -91,6 +92,7 @@ class Result:
     cold_loads: int = 0
     failures: int = 0
     requests: int = 0
+    served: list[SimRequest] = field(default_factory=list)
 
     def pct(self, q: float) -> float:
         data = sorted(self.latencies)
@@ -109,7 +111,8 @@ def simulate(scenario: Scenario, policy: Policy) -> Result:
         t += rng.expovariate(scenario.rate)
         if t > scenario.duration:
             break
-        req = SimRequest(rid, rng.choices(names, weights)[0], rng.randint(*scenario.tokens), t)
+        model = rng.choices(names, weights)[0]
+        req = SimRequest(rid, model, rng.randint(*dict(scenario.model_tokens).get(model, scenario.tokens)), t)
         heapq.heappush(events, (t, seq, "arrive", req))
         seq, rid = seq + 1, rid + 1
     result = Result(policy.name, requests=rid)
@@ -117,10 +120,10 @@ def simulate(scenario: Scenario, policy: Policy) -> Result:
     in_flight: dict[tuple[str, str], int] = {}
     book = LatencyBook()
 
-    def snapshot() -> FleetSnapshot:
+    def snapshot(now: float) -> FleetSnapshot:
         snap = FleetSnapshot()
         for node in nodes.values():
-            snap = apply_heartbeat(snap, node.heartbeat(), 0.0)
+            snap = apply_heartbeat(snap, node.heartbeat(now), 0.0)
         return snap
 
     def start(node: SimNode, req: SimRequest, now: float) -> None:
@@ -149,7 +152,7 @@ def simulate(scenario: Scenario, policy: Policy) -> Result:
                     queue.popleft().failed = True
                     result.failures += 1
                     continue
-                choice = policy.choose(snapshot(), model, in_flight, book, now)
+                choice = policy.choose(snapshot(now), model, in_flight, book, now)
                 if choice is None:
                     break
                 dispatch(choice, queue.popleft(), now)
@@ -160,7 +163,7 @@ def simulate(scenario: Scenario, policy: Policy) -> Result:
             if queues[req.model]:
                 queues[req.model].append(req)
             else:
-                choice = policy.choose(snapshot(), req.model, in_flight, book, now)
+                choice = policy.choose(snapshot(now), req.model, in_flight, book, now)
                 if choice is None:
                     queues[req.model].append(req)
                 else:
@@ -174,6 +177,7 @@ def simulate(scenario: Scenario, policy: Policy) -> Result:
             in_flight[key] -= 1
             req.finish = now
             result.latencies.append(now - req.arrival)
+            result.served.append(req)
             served = now - req.start
             book.observe(req.node, req.model, node.ttft, req.tokens / served, served, concurrency)
             if node.waiting:

@@ -61,7 +61,11 @@ def _v1(db: sqlite_utils.Database) -> None:
         db[TABLE].create_index(cols)  # type: ignore[union-attr]
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    db[TABLE].add_column("num_ctx", int)  # type: ignore[union-attr]
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
@@ -108,6 +112,7 @@ def row_of(rec: RequestRecord) -> dict[str, Any]:
         "stream": int(rec.stream),
         "concurrency": rec.concurrency,
         "context_protected": int(rec.context_protected),
+        "num_ctx": rec.num_ctx,
     }
 
 
