@@ -93,7 +93,9 @@ async def test_bad_guest_value_is_a_400_over_http(nursery: trio.Nursery, tmp_pat
     fleet = await start_fleet(nursery, tmp_path, nodes={})
     resp = await fleet.http.post(fleet.url + "/heartbeat", json=beat("a", capacity=[0.5] * 3))
     assert resp.status_code == 400 and "capacity" in resp.text
-    resp = await fleet.http.post(fleet.url + "/heartbeat", json=beat("a", **GUEST))
+    resp = await fleet.http.post(
+        fleet.url + "/heartbeat", json={**beat("a", **GUEST), "backend_url": "http://127.0.0.1:1"}
+    )
     assert resp.status_code == 200
     (node,) = (await fleet.http.get(fleet.url + "/fleet/status")).json()["nodes"]
     assert node["gpu"] == GUEST["gpu"] and node["thermal"] == GUEST["thermal"]
