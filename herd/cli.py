@@ -14,6 +14,7 @@ from pathlib import Path
 
 from herd import __version__
 from herd.cli_node import add_node_parser, interfaces, node_config
+from herd.cli_security import add_security_flags, security_config
 from herd.config import (
     DEFAULT_OLLAMA_URL,
     DEFAULT_ROUTER_PORT,
@@ -151,6 +152,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="days of request traces kept in <data-dir>/traces.db (env FLEET_RETENTION_DAYS; default 30)",
     )
 
+    add_security_flags(run, env)
+
     add_node_parser(sub, env)
     pull = sub.add_parser(
         "pull",
@@ -190,6 +193,8 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
         max_retries=max(0, args.max_retries),
         graceful_timeout=max(0.0, args.graceful_timeout),
         retention_days=max(0.01, args.retention_days),
+        max_body_bytes=args.max_body,
+        security=security_config(args, env),
         upstream=UpstreamConfig(
             idle_timeout=max(1.0, args.stream_idle_timeout),
             first_byte_timeout=max(1.0, args.first_byte_timeout),

@@ -91,3 +91,27 @@ class FleetBusy(HerdError):
     status = 429
     code = "fleet_busy"
     openai_type = "rate_limit_error"
+
+
+class Unauthorized(HerdError):
+    """A caller without a valid API key (or admin key) on a route that needs one."""
+
+    status = 401
+    code = "invalid_api_key"
+    openai_type = "invalid_request_error"
+
+
+class Forbidden(HerdError):
+    """A request the web edge refuses whatever its body: a disallowed browser origin or Host name."""
+
+    status = 403
+    code = "forbidden"
+    openai_type = "invalid_request_error"
+
+
+class RateLimited(HerdError):
+    """An API key over its `rpm` or `concurrent` limit."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+    openai_type = "requests"
