@@ -145,10 +145,12 @@ class _BodyLimit:
 
 
 async def _refuse(send: Send, path: str, error: HerdError, extra: list[tuple[bytes, bytes]]) -> None:
+    body = herd_error_body(path, error)
     headers = [
         (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
         *_encode(list(error.headers().items())),
         *extra,
     ]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": herd_error_body(path, error)})
+    await send({"type": "http.response.body", "body": body})
