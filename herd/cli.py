@@ -163,6 +163,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     pull.add_argument("model", help="model to pull, e.g. llama3.2:3b")
     pull.add_argument("--node", default=None, help="node to pull onto (default: most free memory, then disk)")
     pull.add_argument(
+        "--admin-key",
+        default=env.get("FLEET_ADMIN_KEY"),
+        help="the router's admin key, when it has one (env FLEET_ADMIN_KEY)",
+    )
+    pull.add_argument(
         "--router-url",
         default=env.get("FLEET_ROUTER_URL", f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"),
         help=f"the router (env FLEET_ROUTER_URL; default http://127.0.0.1:{DEFAULT_ROUTER_PORT})",
@@ -227,7 +232,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.command == "pull":
         from herd.pullcmd import pull
 
-        return pull(args.router_url, args.model, args.node)
+        return pull(args.router_url, args.model, args.node, admin_key=args.admin_key)
     if args.command == "run":
         from herd.nursery.router import main_router
 

@@ -4,14 +4,17 @@ chunked), and the admin key on fleet routes."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import trio
 from harness import start_fleet
+from trio_websocket import open_websocket_url
 
 from herd.config import SecurityConfig
 from herd.guard.keys import Secret
+from herd.pullcmd import pull
 
 MODEL = "llama3.2:3b"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}
@@ -134,3 +137,33 @@ async def test_admin_key_guards_fleet_changes_and_reads(nursery: trio.Nursery, t
     settings = await fleet.http.get(fleet.url + "/fleet/settings", headers={"X-Herd-Admin-Key": "adm-123"})
     assert "adm-123" not in settings.text and "<redacted>" in settings.text
     assert (await fleet.http.post(fleet.url + "/heartbeat", content=b"{}")).status_code == 400  # not admin
+
+
+async def test_herd_pull_sends_the_admin_key(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fleet = await start_fleet(nursery, tmp_path, security=SecurityConfig(admin_key=Secret("adm-123")))
+    out = io.StringIO()
+    assert await trio.to_thread.run_sync(lambda: pull(fleet.url, "gemma3:4b", None, out)) == 1
+    assert "admin key" in out.getvalue()
+    out = io.StringIO()
+    assert (
+        await trio.to_thread.run_sync(lambda: pull(fleet.url, "gemma3:4b", None, out, admin_key="adm-123"))
+        == 0
+    )
+    assert "success" in out.getvalue()
+
+
+async def test_websocket_from_a_disallowed_origin_is_refused(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fleet = await start_fleet(nursery, tmp_path)
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    refused = await fleet.http.get(
+        fleet.url + "/dashboard/ws", headers={**upgrade, "Origin": "http://evil.example"}
+    )
+    assert refused.status_code == 403  # refused before the handshake completes
+    ws_url = fleet.url.replace("http://", "ws://") + "/dashboard/ws"
+    async with open_websocket_url(ws_url, extra_headers=[("Origin", fleet.url)]) as ws:  # the dashboard's own
+        assert json.loads(await ws.get_message())["type"] == "fleet"
