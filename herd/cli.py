@@ -234,15 +234,25 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
         return pull(args.router_url, args.model, args.node, admin_key=args.admin_key)
     if args.command == "run":
+        from herd.guard.keyfile import KeysFileError
         from herd.nursery.router import main_router
 
         cfg = router_config(args, env)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         failed: list[BaseException] = []
+        bad_keys: tuple[BaseException, ...] = ()
         try:
             trio.run(main_router, cfg)
         except* OSError as group:  # typically: the port is taken
             failed.extend(group.exceptions)
+        except* KeysFileError as group:
+            bad_keys = group.exceptions
+        if bad_keys:  # the API keys file is unreadable or has a bad line (named in the message)
+            bad = bad_keys[0]
+            while isinstance(bad, BaseExceptionGroup):
+                bad = bad.exceptions[0]
+            print(f"herd run: {bad}", file=sys.stderr)
+            return 2
         if failed:
             leaf = failed[0]
             while isinstance(leaf, BaseExceptionGroup):

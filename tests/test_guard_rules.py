@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from herd.cli import build_parser, router_config
+from herd.cli import build_parser, main, router_config
 from herd.config import RouterConfig
 from herd.dialects.errors import herd_error_body
 from herd.errors import Forbidden, PayloadTooLarge, RateLimited, Unauthorized
@@ -375,3 +376,19 @@ def test_security_flags_and_env(tmp_path: Path) -> None:
     default = _config([], {})
     assert default.max_body_bytes == 100 * 2**20 and default.security.admin_key is None
     assert not default.security.api_keys and default.security.origins == ()
+
+
+def test_a_broken_keys_file_stops_herd_run_with_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("webui sk-secret-1 rpm=fast\n")
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        argv = ["run", "--port", "0", "--host", "127.0.0.1", "--no-mdns", "--no-local-node"]
+        rc = main([*argv, "--data-dir", str(tmp_path), "--api-keys-file", str(keys)], env={})
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert rc == 2 and "line 1" in err and str(keys) in err and "sk-secret-1" not in err

@@ -20,6 +20,10 @@ from herd.guard.keys import ApiKey, Keyring, keys_checked, parse_keys_file
 log = logging.getLogger("herd.guard")
 
 
+class KeysFileError(ValueError):
+    """The keys file cannot be read or has a bad line (the message names the file and the line, never a key)."""
+
+
 class ApiKeys:
     def __init__(self, static: tuple[ApiKey, ...] = (), path: Path | None = None) -> None:
         self.static = static
@@ -34,7 +38,7 @@ class ApiKeys:
             text = self.path.read_text(encoding="utf-8")
             ring = Keyring(keys_checked((*self.static, *parse_keys_file(text))))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ValueError(f"API keys file {self.path}: {exc}") from None
+            raise KeysFileError(f"API keys file {self.path}: {exc}") from None
         self.ring = ring
         return ring
 
@@ -57,7 +61,7 @@ class KeyReloader:
     async def reload_now(self) -> None:
         try:
             ring = await trio.to_thread.run_sync(self.keys.reload)
-        except ValueError as exc:
+        except KeysFileError as exc:
             log.error("%s; the keys in force stay", exc)
             return
         self.reloads += 1

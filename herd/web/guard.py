@@ -9,7 +9,8 @@ Per HTTP request it applies `herd.guard.rules.decide` (Host, Origin, body length
 - counts the body as it streams in and answers 413 the moment it passes `--max-body` (the app sees a
   disconnect and is cancelled), so an oversize chunked body is never buffered;
 - adds CORS headers to every response for an allowed cross-origin page.
-WebSocket handshakes get the Host and Origin checks (refused before accept: the server answers 403).
+WebSocket handshakes get the same rules (a refusal closes before accept, so the server answers 403; the
+dashboard's socket, open to all here, checks the admin key itself in its first message).
 """
 
 from __future__ import annotations
@@ -63,17 +64,20 @@ class Guard:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         verdict = decide(_facts(scope), self.policy, self.keys.ring)
-        if verdict.error is not None and verdict.error.status == 403:
+        if verdict.error is not None:
             await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1008})
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the server answers 403
             return
+        if verdict.key is not None:
+            scope[APP_KEY] = verdict.key.name
         await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        verdict = decide(_facts(scope), self.policy, self.keys.ring)
+        facts = _facts(scope)
+        verdict = decide(facts, self.policy, self.keys.ring)
         cors = _encode(response_headers(verdict.cors_origin)) if verdict.cors_origin else []
         if verdict.preflight and verdict.cors_origin is not None:
-            requested = _facts(scope).get("access-control-request-headers")
+            requested = facts.get("access-control-request-headers")
             headers = _encode(preflight_headers(verdict.cors_origin, requested))
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
