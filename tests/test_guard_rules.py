@@ -238,7 +238,7 @@ def test_route_access() -> None:
     assert access_of("POST", "/api/chat") is Access.API
     assert access_of("POST", "/v1/messages") is Access.API
     assert access_of("GET", "/v1/models") is Access.API
-    assert access_of("POST", "/heartbeat") is Access.OPEN
+    assert access_of("POST", "/heartbeat") is Access.AGENT
     assert access_of("GET", "/api/version") is Access.OPEN
     assert access_of("GET", "/dashboard") is Access.OPEN
 
@@ -271,6 +271,9 @@ def test_admin_routes_refuse_cross_origin_pages_without_an_admin_key() -> None:
     assert isinstance(decide(no_cors, _policy(), Keyring()).error, Forbidden)
     curl = _facts("POST", "/fleet/nodes/n1/pause", host="h:1")
     assert decide(curl, _policy(), Keyring()).error is None
+    page_beat = _facts("POST", "/heartbeat", origin="http://localhost:3000", host="h:1")
+    assert isinstance(decide(page_beat, _policy(), Keyring()).error, Forbidden)
+    assert decide(_facts("POST", "/heartbeat", host="h:1"), _policy(), Keyring()).error is None
 
 
 def test_admin_key_guards_admin_routes_and_fleet_reads() -> None:

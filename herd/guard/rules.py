@@ -8,7 +8,7 @@ In order:
 4. Admin routes (everything that changes the fleet, see `access_of`): with an admin key, the key
    (`X-Herd-Admin-Key` or `Authorization: Bearer`); without one, no cross-origin browser request at all (an
    `Origin` other than the router's own, or `Sec-Fetch-Site: cross-site`) → 403. With an admin key, the
-   dashboard's data (`GET /fleet/...`) needs it too.
+   dashboard's data (`GET /fleet/...`) needs it too. Heartbeats are never taken from another site's page.
 5. API routes (`/v1/...`, `/api/...`) while API keys exist: a valid key → its name is the request's app; none or
    a wrong one → 401 in the caller's dialect. Rate limits are counted by the guard afterwards.
 
@@ -33,7 +33,10 @@ OPEN_API_PATHS = frozenset({"/api/version"})
 
 
 class Access(Enum):
-    OPEN = "open"  # heartbeats, "/", metrics, the dashboard page and its static files
+    OPEN = "open"  # "/", metrics, the dashboard page and its static files
+    AGENT = (
+        "agent"  # heartbeats: node agents only, never a web page (the fleet token is checked by the route)
+    )
     API = "api"  # inference and model listings: an API key when keys exist
     ADMIN = "admin"  # changes the fleet: the admin key, or never cross-origin
     FLEET_READ = "fleet_read"  # the dashboard's data: the admin key when one is set
@@ -47,6 +50,8 @@ def access_of(method: str, path: str) -> Access:
         return Access.ADMIN
     if path.startswith("/fleet/"):
         return Access.FLEET_READ
+    if path == "/heartbeat":
+        return Access.AGENT
     if (path.startswith("/v1/") or path.startswith("/api/")) and path not in OPEN_API_PATHS:
         return Access.API
     return Access.OPEN
@@ -54,7 +59,8 @@ def access_of(method: str, path: str) -> Access:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Everything the rules need, built once from the config (the keyring is swapped on reload)."""
+    """Everything the rules need but the keys, built once from the config (the keyring, swapped on reload,
+    comes beside it)."""
 
     origins: OriginPolicy
     check_host: bool  # listening on loopback: DNS-rebinding defence on
@@ -118,8 +124,11 @@ def _refusal(
         ):
             return Unauthorized("this route needs the admin key (X-Herd-Admin-Key or Authorization: Bearer)")
         return None
-    if access is Access.ADMIN and (cross_origin or facts.get("sec-fetch-site") == "cross-site"):
+    from_page = cross_origin or facts.get("sec-fetch-site") == "cross-site"
+    if access is Access.ADMIN and from_page:
         return Forbidden("fleet changes are refused from other sites' pages (set --admin-key to allow them)")
+    if access is Access.AGENT and from_page:
+        return Forbidden("heartbeats come from node agents, never from a web page")
     if access is not Access.API or not keyring:
         return None
     presented = presented_key(auth, facts.get("x-api-key"))
