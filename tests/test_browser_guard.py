@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from conftest import heartbeat_json
 from fake_ollama import FakeModel, FakeOllama
 from harness import start_fleet
 from test_browser import CHROMIUM, FLAGS, Page
@@ -49,9 +50,10 @@ window.streamBoth = async (router, key) => {
   const openai = await read(await fetch(router + "/v1/chat/completions", {method: "POST", headers, body: body({stream: true})}));
   return {ollama, openai};
 };
-window.attack = async (router) => {
+window.attack = async (router, beat) => {
   const out = {};
   for (const [name, path, init] of [
+    ["beat_no_cors", "/heartbeat", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: beat}],
     ["pause_no_cors", "/fleet/nodes/n1/pause", {method: "POST", mode: "no-cors"}],
     ["chat_text_plain", "/api/chat", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: body({stream: false})}],
     ["chat_cors", "/v1/chat/completions", {method: "POST", headers: {"Content-Type": "application/json"}, body: body({})}],
@@ -147,10 +149,18 @@ async def test_disallowed_page_cannot_pause_or_infer(nursery: trio.Nursery, tmp_
     async with chromium(nursery, tmp_path / "chromium") as page:
         await _open(page, f"http://127.0.0.2:{port}/evil.html")
         assert await page.eval("location.origin") == f"http://127.0.0.2:{port}"
-        seen = await _run(page, f"window.attack({json.dumps(fleet.url)})")
-    assert seen == {"pause_no_cors": "opaque 0", "chat_text_plain": "opaque 0", "chat_cors": "blocked"}
+        beat = json.dumps(heartbeat_json("intruder", "http://203.0.113.9:11434", [MODEL]))
+        seen = await _run(page, f"window.attack({json.dumps(fleet.url)}, {json.dumps(beat)})")
+    assert seen == {
+        "beat_no_cors": "opaque 0",
+        "pause_no_cors": "opaque 0",
+        "chat_text_plain": "opaque 0",
+        "chat_cors": "blocked",
+    }
     status = (await fleet.http.get(fleet.url + "/fleet/status")).json()
-    assert [n["paused"] for n in status["nodes"]] == [False]
+    assert [(n["node_id"], n["paused"]) for n in status["nodes"]] == [
+        ("n1", False)
+    ]  # no intruder, not paused
     assert fleet.nodes["n1"].requests == []  # no inference ran
 
 
