@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import trio
+from conftest import heartbeat_json
 from harness import start_fleet
 from trio_websocket import open_websocket_url
 
@@ -66,13 +67,18 @@ async def test_disallowed_origin_gets_403_for_inference_and_fleet_changes(
         fleet.url + "/fleet/nodes/n1/pause", headers={"Origin": "http://localhost:3000"}
     )
     assert local.status_code == 403
+    beat = json.dumps(heartbeat_json("intruder", "http://203.0.113.9:11434", [MODEL]))
+    page_beat = await fleet.http.post(
+        fleet.url + "/heartbeat", content=beat, headers={"Origin": "http://localhost:3000"}
+    )
+    assert page_beat.status_code == 403
     no_cors = await fleet.http.post(
         fleet.url + "/fleet/nodes/n1/pause", headers={"Sec-Fetch-Site": "cross-site"}
     )
     assert no_cors.status_code == 403
     assert fleet.nodes["n1"].requests == []  # nothing reached the node
     status = (await fleet.http.get(fleet.url + "/fleet/status")).json()
-    assert [n["paused"] for n in status["nodes"]] == [False]
+    assert [(n["node_id"], n["paused"]) for n in status["nodes"]] == [("n1", False)]
     own = await fleet.http.post(
         fleet.url + "/fleet/nodes/n1/pause", headers={"Origin": fleet.url}
     )  # the dashboard's own origin
