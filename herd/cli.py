@@ -14,6 +14,7 @@ from pathlib import Path
 
 from herd import __version__
 from herd.cli_node import add_node_parser, interfaces, node_config
+from herd.cli_security import add_security_flags, security_config
 from herd.cli_trust import TOKEN_FILE, TrustSetupError, add_trust_flags, print_join_hint, trust_config
 from herd.config import (
     DEFAULT_OLLAMA_URL,
@@ -160,6 +161,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add_trust_flags(run, env, router=True)
 
+    add_security_flags(run, env)
+
     add_node_parser(sub, env)
     pull = sub.add_parser(
         "pull",
@@ -168,6 +171,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     pull.add_argument("model", help="model to pull, e.g. llama3.2:3b")
     pull.add_argument("--node", default=None, help="node to pull onto (default: most free memory, then disk)")
+    pull.add_argument(
+        "--admin-key",
+        default=env.get("FLEET_ADMIN_KEY"),
+        help="the router's admin key, when it has one (env FLEET_ADMIN_KEY)",
+    )
     pull.add_argument(
         "--router-url",
         default=env.get("FLEET_ROUTER_URL", f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"),
@@ -203,6 +211,8 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
         max_retries=max(0, args.max_retries),
         graceful_timeout=max(0.0, args.graceful_timeout),
         retention_days=max(0.01, args.retention_days),
+        max_body_bytes=args.max_body,
+        security=security_config(args, env),
         upstream=UpstreamConfig(
             idle_timeout=max(1.0, args.stream_idle_timeout),
             first_byte_timeout=max(1.0, args.first_byte_timeout),
@@ -239,17 +249,27 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if args.command == "pull":
         from herd.pullcmd import pull
 
-        return pull(args.router_url, args.model, args.node)
+        return pull(args.router_url, args.model, args.node, admin_key=args.admin_key)
     if args.command == "run":
+        from herd.guard.keyfile import KeysFileError
         from herd.nursery.router import main_router
 
         cfg = router_config(args, env)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         failed: list[BaseException] = []
+        bad_keys: tuple[BaseException, ...] = ()
         try:
             trio.run(main_router, cfg)
         except* OSError as group:  # typically: the port is taken
             failed.extend(group.exceptions)
+        except* KeysFileError as group:
+            bad_keys = group.exceptions
+        if bad_keys:  # the API keys file is unreadable or has a bad line (named in the message)
+            bad = bad_keys[0]
+            while isinstance(bad, BaseExceptionGroup):
+                bad = bad.exceptions[0]
+            print(f"herd run: {bad}", file=sys.stderr)
+            return 2
         if failed:
             leaf = failed[0]
             while isinstance(leaf, BaseExceptionGroup):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from herd.guard.keys import ApiKey, Secret
+
 DEFAULT_ROUTER_PORT = 11435
 DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
 SERVICE_TYPE = "_herd._tcp.local."
@@ -65,6 +67,21 @@ class RoutingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """The web edge's guard (`herd.web.guard`): who may call the router. Secrets are `Secret`s, shown redacted."""
+
+    # Browser origins allowed besides Ollama's defaults (patterns, `*` for all).
+    origins: tuple[str, ...] = ()
+    # API keys for callers; when any exist (here or in the file), API routes need one.
+    api_keys: tuple[ApiKey, ...] = ()
+    api_keys_file: Path | None = None
+    # When set, fleet changes and the dashboard's data need it.
+    admin_key: Secret | None = None
+    # This machine's host name, accepted as Host when listening on loopback.
+    hostname: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RouterConfig:
     """Everything `herd run` needs."""
 
@@ -79,7 +96,7 @@ class RouterConfig:
     mdns_interfaces: tuple[str, ...] = ()
     max_retries: int = 2
     graceful_timeout: float = 5.0
-    max_body_bytes: int = 256 * 1024 * 1024
+    max_body_bytes: int = 100 * 1024 * 1024
     body_timeout: float = 120.0
     access_log: bool = False
     # Longest a request waits for an auto-pull (runtime toggle) before it is answered as usual.
@@ -90,6 +107,7 @@ class RouterConfig:
     fleet: FleetConfig = field(default_factory=FleetConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     trust: TrustConfig = field(default_factory=lambda: TrustConfig())
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,27 +167,6 @@ class MediaConfig:
     def stt_name(self) -> str:
         """The model name reported for the speech-to-text command."""
         return self.stt_model or "local-stt"
-
-
-class Secret:
-    """A secret string that never shows in a repr, `str()` or the dashboard's config dump."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(self.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,3 +115,27 @@ class NodeIdTaken(HerdError):
     status = 409
     code = "node_id_taken"
     openai_type = "invalid_request_error"
+
+
+class Unauthorized(HerdError):
+    """A caller without a valid API key (or admin key) on a route that needs one."""
+
+    status = 401
+    code = "invalid_api_key"
+    openai_type = "invalid_request_error"
+
+
+class Forbidden(HerdError):
+    """A request the web edge refuses whatever its body: a disallowed browser origin or Host name."""
+
+    status = 403
+    code = "forbidden"
+    openai_type = "invalid_request_error"
+
+
+class RateLimited(HerdError):
+    """An API key over its `rpm` or `concurrent` limit."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+    openai_type = "requests"

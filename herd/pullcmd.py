@@ -22,14 +22,17 @@ def render(step: dict[str, object], width: int = BAR) -> str:
     return status
 
 
-def pull(router_url: str, model: str, node: str | None, out: TextIO = sys.stderr) -> int:
+def pull(
+    router_url: str, model: str, node: str | None, out: TextIO = sys.stderr, *, admin_key: str | None = None
+) -> int:
     body: dict[str, object] = {"model": model, "stream": True}
+    headers = {"X-Herd-Admin-Key": admin_key} if admin_key else {}
     if node:
         body["node"] = node
     try:
         with (
             httpx.Client(timeout=httpx.Timeout(10.0, read=None), trust_env=False) as client,
-            client.stream("POST", router_url.rstrip("/") + "/api/pull", json=body) as resp,
+            client.stream("POST", router_url.rstrip("/") + "/api/pull", json=body, headers=headers) as resp,
         ):
             if resp.status_code != 200:
                 resp.read()

@@ -15,3 +15,8 @@ def request_stack(scope: Mapping[str, Any]) -> AsyncExitStack:
     if not isinstance(stack, AsyncExitStack):
         raise RuntimeError("herd request scope missing: serve the app through herd.web.server.RequestScoped")
     return stack
+
+
+# The caller's app (its API key's name), put in the scope by the web edge's guard (`herd.web.guard`); the request
+# record files the request under it in traces and analytics.
+APP_KEY = "herd.app"

@@ -217,7 +217,7 @@ async def test_shutdown_is_prompt_with_idle_keepalive(tmp_path: Path) -> None:
             with trio.socket.socket() as sock:
                 await sock.connect((host, int(port)))
                 for _ in range(2):  # two requests on one keep-alive connection, then idle
-                    await sock.send(b"GET /api/version HTTP/1.1\r\nHost: x\r\n\r\n")
+                    await sock.send(b"GET /api/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
                     reply = b""
                     while not reply.endswith(b"}"):
                         reply += await sock.recv(65536)

@@ -21,6 +21,9 @@ from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
 from herd.fleet.signing import Verifier
 from herd.fleet.trust import FleetGate
+from herd.guard.keyfile import ApiKeys, KeyReloader
+from herd.guard.origins import OriginPolicy, is_loopback_bind
+from herd.guard.rules import Policy
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
 from herd.node.probes.sample import GuestProbe
@@ -44,6 +47,7 @@ from herd.services import RouterServices
 from herd.store.latency import LatencyStore
 from herd.store.traces import TraceStore
 from herd.web.app import create_app
+from herd.web.guard import Guard
 from herd.web.server import WebServer
 
 log = logging.getLogger("herd.router")
@@ -103,8 +107,22 @@ class Router:
         )
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
         self.services.recorder.sinks.append(self.broadcaster.on_request)
-        self.web = WebServer(
+        sec = cfg.security
+        self.api_keys = ApiKeys(sec.api_keys, sec.api_keys_file)
+        self.key_reloader = KeyReloader(self.api_keys) if sec.api_keys_file else None
+        self.guard = Guard(
             create_app(self.services, self.broadcaster),
+            Policy(
+                origins=OriginPolicy(sec.origins),
+                check_host=is_loopback_bind(cfg.host),
+                own_names=(sec.hostname,) if sec.hostname else (),
+                max_body=cfg.max_body_bytes,
+                admin_key=sec.admin_key,
+            ),
+            self.api_keys,
+        )
+        self.web = WebServer(
+            self.guard,
             host=cfg.host,
             port=cfg.port,
             graceful_timeout=cfg.graceful_timeout,
@@ -145,6 +163,8 @@ class Router:
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
                 await nursery.start(Supervised("dashboard broadcaster", self.broadcaster).run)
+                if self.key_reloader is not None:  # loads the keys file before the first request
+                    await nursery.start(Supervised("API keys reloader", self.key_reloader).run)
                 urls: list[str] = await nursery.start(partial(self._serve, nursery.cancel_scope))
                 for make in self.duty_factories:
                     duty = make(self.services, urls)

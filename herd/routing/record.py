@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from herd.reqscope import request_stack
+from herd.reqscope import APP_KEY, request_stack
 from herd.routing.latency import LatencyBook
 
 log = logging.getLogger("herd.record")
@@ -99,6 +99,9 @@ class Recorder:
         tags: tuple[str, ...] = (),
     ) -> RequestRecord:
         client = scope.get("client")
+        app = scope.get(APP_KEY)
+        if isinstance(app, str):  # the caller's API key names its app: first among the tags
+            tags = (app, *(t for t in tags if t != app))
         rec = RequestRecord(
             started_at=time.time(),
             started=trio.current_time(),

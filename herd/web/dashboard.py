@@ -1,5 +1,6 @@
 """The live dashboard: `GET /dashboard` (HTML/CSS/JS files from `herd/web/static/`, no CDN), the WebSocket at
-`/dashboard/ws` streaming fleet and request frames from the broadcaster, and `GET`/`POST /fleet/settings`
+`/dashboard/ws` streaming fleet and request frames from the broadcaster (with an admin key set, the socket's
+first message must carry it: `{"type": "auth", "key": "..."}`), and `GET`/`POST /fleet/settings`
 for runtime toggles next to the read-only config."""
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import trio
 from quart import Blueprint, Response, send_from_directory, websocket
 
 from herd.dialects.ollama import parse_body
+from herd.guard.keys import auth_message_key
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
 from herd.services import RouterServices
 
 STATIC = Path(__file__).parent / "static"
+AUTH_TIMEOUT = 10.0  # seconds a dashboard socket has to send its admin key
+UNAUTHORIZED_CLOSE = 4401  # WebSocket close code: the admin key is missing or wrong (the page asks for it)
 JSON = "application/json; charset=utf-8"
 
 
@@ -39,6 +43,13 @@ def blueprint(svc: RouterServices, broadcaster: Broadcaster) -> Blueprint:
     @bp.websocket("/dashboard/ws")
     async def socket() -> None:
         await websocket.accept()  # Quart accepts lazily on first send: do it now
+        if svc.cfg.security.admin_key is not None:
+            presented = None
+            with trio.move_on_after(AUTH_TIMEOUT):
+                presented = auth_message_key(await websocket.receive())
+            if not svc.cfg.security.admin_key.matches(presented):
+                await websocket.close(UNAUTHORIZED_CLOSE, "admin key required")
+                return
         send, receive = broadcaster.subscribe()
         try:
             await websocket.send(json.dumps({"type": "fleet", "data": fleet_status(svc)}))

@@ -1,7 +1,7 @@
 """The one error handler: renders any `HerdError` (and Quart/werkzeug HTTP errors) in the caller's dialect.
 
-OpenAI routes (`/v1/...`) get `{"error": {"message", "type", "param", "code"}}`; everything else gets Ollama's
-`{"error": "..."}`. Unexpected exceptions are logged and become a 500 in the same shapes, never HTML.
+The shape comes from `herd.dialects.errors` (Anthropic for `/v1/messages`, OpenAI for other `/v1/...` routes,
+Ollama's `{"error": "..."}` for everything else). Unexpected exceptions are logged and become a 500 in the same shapes, never HTML.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 from quart import Response, request
 from werkzeug.exceptions import HTTPException
 
+from herd.dialects.errors import error_payload
 from herd.errors import HerdError
 from herd.routing.record import record_of
 
@@ -35,15 +36,7 @@ def render(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    if request.path == "/v1/messages":
-        kind = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}.get(
-            status, "api_error"
-        )
-        payload: dict[str, object] = {"type": "error", "error": {"type": kind, "message": message}}
-    elif request.path.startswith("/v1/"):
-        payload = {"error": {"message": message, "type": openai_type, "param": param, "code": code}}
-    else:
-        payload = {"error": message}
+    payload = error_payload(request.path, status, message, code=code, openai_type=openai_type, param=param)
     return Response(
         json.dumps(payload), status=status, content_type="application/json; charset=utf-8", headers=headers
     )

@@ -38,23 +38,54 @@ function addEvent(r) {
   while (list.children.length > 50) list.lastChild.remove();
 }
 
+// The admin key (when the router has one): asked for once, kept for this tab in sessionStorage, sent as a
+// header on every fetch and as the WebSocket's first message.
+const KEY = "herd-admin-key";
+let adminKey = sessionStorage.getItem(KEY) || "";
+const authHeaders = () => (adminKey ? { "X-Herd-Admin-Key": adminKey } : {});
+
+function askKey(wrong) {
+  $("conn").textContent = "admin key needed"; $("conn").className = "pill off";
+  $("login-note").textContent = wrong ? "That key was refused." : "This router needs its admin key.";
+  $("login").hidden = false;
+  $("admin-key").focus();
+}
+
+$("login").onsubmit = (ev) => {
+  ev.preventDefault();
+  adminKey = $("admin-key").value.trim();
+  sessionStorage.setItem(KEY, adminKey);
+  $("login").hidden = true;
+  connect();
+  const tab = document.querySelector("#tabs button.active");
+  if (tab && loaders[tab.dataset.tab]) loaders[tab.dataset.tab]();
+};
+
 let delay = 500;
 function connect() {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/dashboard/ws`);
-  ws.onopen = () => { delay = 500; $("conn").textContent = "live"; $("conn").className = "pill"; };
+  ws.onopen = () => { delay = 500; ws.send(JSON.stringify({ type: "auth", key: adminKey })); };
   ws.onmessage = (ev) => {
+    $("conn").textContent = "live"; $("conn").className = "pill";
     const msg = JSON.parse(ev.data);
     if (msg.type === "fleet") renderFleet(msg.data);
     else if (msg.type === "request") addEvent(msg.data);
   };
-  ws.onclose = () => {
+  ws.onclose = (ev) => {
+    if (ev.code === 4401) { askKey(Boolean(adminKey)); return; }
     $("conn").textContent = "reconnecting…"; $("conn").className = "pill off";
     setTimeout(connect, delay); delay = Math.min(delay * 2, 10000);
   };
 }
 
+async function api(path, init = {}) {
+  const r = await fetch(path, { ...init, headers: { ...(init.headers || {}), ...authHeaders() } });
+  if (r.status === 401) askKey(Boolean(adminKey));
+  return r;
+}
+
 async function getJSON(path) {
-  try { const r = await fetch(path); return r.ok ? await r.json() : null; } catch { return null; }
+  try { const r = await api(path); return r.ok ? await r.json() : null; } catch { return null; }
 }
 
 function table(el, rows, cols) {
@@ -112,7 +143,7 @@ for (const btn of document.querySelectorAll("#tabs button")) {
 }
 for (const key of ["vram_fallback", "auto_pull"]) {
   $(key).onchange = async (e) => {
-    await fetch("/fleet/settings", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ [key]: e.target.checked }) });
+    await api("/fleet/settings", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ [key]: e.target.checked }) });
   };
 }
 connect();
