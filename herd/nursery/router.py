@@ -38,6 +38,7 @@ from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 from herd.services import RouterServices
 from herd.store.latency import LatencyStore
+from herd.store.settings_file import SettingsKeeper
 from herd.store.traces import TraceStore
 from herd.web.app import create_app
 from herd.web.server import WebServer
@@ -109,6 +110,7 @@ class Router:
         self.services.recorder.sinks.append(self.traces.offer)
         self.services.recorder.sinks.append(self.services.metrics.observe)
         self.expiry = Expiry(self.registry)
+        self.settings_keeper = SettingsKeeper(cfg.data_dir, settings, self.registry)
         self.rebalancer = Rebalancer(self.queue, self.pulse, rcfg.rebalance_interval)
         self.prewarmer = PreWarmer(self.registry, self.queue, self.upstream)
         # Optional duties that need the services and the bound addresses (mDNS advertiser, the local node
@@ -130,6 +132,7 @@ class Router:
             async with trio.open_nursery() as nursery:
                 await nursery.start(Supervised("latency store", self.latency_store).run)
                 await nursery.start(Supervised("trace store", self.traces).run)
+                await nursery.start(Supervised("settings keeper", self.settings_keeper).run)
                 await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
