@@ -61,7 +61,30 @@ def _v1(db: sqlite_utils.Database) -> None:
         db[TABLE].create_index(cols)  # type: ignore[union-attr]
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Usage per UTC day x node x model, for datasette and `GET /fleet/analytics/usage`."""
+    db.execute("CREATE VIEW IF NOT EXISTS usage_daily AS " + usage_select(""))
+
+
+def usage_select(where: str) -> str:
+    """Requests, tokens in/out, busy seconds, errors and queue wait per UTC day x node x model."""
+    return f"""
+SELECT date(ts, 'unixepoch') AS day,
+       COALESCE(node, '') AS node,
+       model,
+       COUNT(*) AS requests,
+       COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(SUM(completion_tokens), 0) AS completion_tokens,
+       ROUND(COALESCE(SUM(CASE WHEN node IS NOT NULL THEN duration END), 0), 3) AS busy_s,
+       SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END) AS errors,
+       ROUND(COALESCE(SUM(queue_wait), 0), 3) AS queue_wait_s,
+       ROUND(COALESCE(MAX(queue_wait), 0), 3) AS max_queue_wait_s
+FROM {TABLE} {where}
+GROUP BY day, node, model
+"""
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
