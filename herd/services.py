@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Registry
+from herd.insight.runner import BenchRunner
 from herd.metrics import Metrics
 from herd.routing.latency import LatencyBook
 from herd.routing.policies import PolicyConfig
@@ -30,6 +31,7 @@ class RouterServices:
     policy: PolicyConfig
     metrics: Metrics
     settings: RuntimeSettings
+    bench: BenchRunner | None = None  # the benchmark runner (herd.insight.runner), None in bare test setups
 
     def policy_now(self) -> PolicyConfig:
         """The policy config with the operator's runtime toggles applied."""

@@ -7,6 +7,7 @@ at most `graceful_timeout`, then cancels every other duty.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -19,6 +20,7 @@ from herd.backends.rawhttp import RawUpstream
 from herd.config import RouterConfig
 from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
+from herd.insight.runner import BenchRunner
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
 from herd.nursery.supervise import Supervised
@@ -95,6 +97,18 @@ class Router:
                 keep_alive=rcfg.keep_alive,
             ),
         )
+        # The benchmark runner sends through the proxy; it writes to the trace store and the dashboard built
+        # below (late-bound). The routing performance model takes its results as priors: append its hook to
+        # `self.bench.sinks` (and feed it `bench_queries.results` at start).
+        self.bench = BenchRunner(
+            self.registry,
+            self.slots,
+            self.queue,
+            self.services.proxy,
+            store=lambda table, row: self.traces.offer_row(row, table),
+            publish=lambda frame: self.broadcaster.publish(frame),
+        )
+        self.services = dataclasses.replace(self.services, bench=self.bench)
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
         self.services.recorder.sinks.append(self.broadcaster.on_request)
         self.web = WebServer(
@@ -136,6 +150,7 @@ class Router:
                 await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
+                await nursery.start(Supervised("benchmark runner", self.bench).run)
                 await nursery.start(Supervised("dashboard broadcaster", self.broadcaster).run)
                 urls: list[str] = await nursery.start(partial(self._serve, nursery.cancel_scope))
                 for make in self.duty_factories:

@@ -84,7 +84,53 @@ GROUP BY day, node, model
 """
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+BENCH_RUNS = "bench_runs"
+BENCH_RESULTS = "bench_results"
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    """Benchmark runs and their results per (node, model, parallel), with the node's hardware and versions."""
+    db[BENCH_RUNS].create(  # type: ignore[union-attr]
+        {
+            "id": str,
+            "created": float,
+            "finished": float,
+            "status": str,
+            "prompt_set": str,
+            "parallel": int,
+            "request": str,
+            "targets": str,
+            "error": str,
+        },
+        pk="id",
+    )
+    db[BENCH_RESULTS].create(  # type: ignore[union-attr]
+        {
+            "run_id": str,
+            "ts": float,
+            "node_id": str,
+            "model": str,
+            "parallel": int,
+            "ttft_s": float,
+            "prompt_tps": float,
+            "gen_tps": float,
+            "load_s": float,
+            "aggregate_tps": float,
+            "requests": int,
+            "errors": int,
+            "prompt_set": str,
+            "backend": str,
+            "backend_version": str,
+            "cpu_count": int,
+            "mem_total": int,
+            "error": str,
+        }
+    )
+    db[BENCH_RESULTS].create_index(["node_id", "model", "ts"])  # type: ignore[union-attr]
+    db[BENCH_RESULTS].create_index(["run_id"])  # type: ignore[union-attr]
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 
 def open_db(path: Path) -> sqlite_utils.Database:

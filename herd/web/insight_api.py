@@ -11,9 +11,11 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, request
 
-from herd.errors import BadRequest
+from herd.dialects.ollama import parse_body
+from herd.errors import BadRequest, NoNodeAvailable, NotFound
+from herd.insight.runner import BenchRunner
 from herd.services import RouterServices
-from herd.store import queries
+from herd.store import bench_queries, queries
 
 JSON = "application/json; charset=utf-8"
 
@@ -54,5 +56,40 @@ def blueprint(svc: RouterServices) -> Blueprint:
         return _json(
             await read_traces(svc, lambda c: queries.usage(c, days), {"days": days, "rows": [], "models": []})
         )
+
+    def runner() -> BenchRunner:
+        if svc.bench is None:
+            raise NoNodeAvailable("benchmarks are not running in this router")
+        return svc.bench
+
+    @bp.post("/fleet/benchmarks")
+    async def start_benchmark() -> Response:
+        raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        run = runner().submit(parse_body(raw) if raw.strip() else {})
+        return _json({"id": run.id, "status": run.status, "steps_total": run.steps_total}, 202)
+
+    @bp.get("/fleet/benchmarks")
+    async def list_benchmarks() -> Response:
+        live = [r.as_json() for r in sorted(runner().runs.values(), key=lambda r: -r.created)]
+        stored = await read_traces(svc, lambda c: bench_queries.runs(c, 20), [])
+        seen = {r["id"] for r in live}
+        return _json({"runs": live + [r for r in stored if r["id"] not in seen]})
+
+    @bp.get("/fleet/benchmarks/<run_id>")
+    async def get_benchmark(run_id: str) -> Response:
+        run = runner().runs.get(run_id)
+        if run is not None:
+            return _json(run.as_json())
+        stored = await read_traces(svc, lambda c: bench_queries.runs(c, run_id=run_id), [])
+        if not stored:
+            raise NotFound(f"no benchmark '{run_id}'", param="id")
+        return _json(stored[0])
+
+    @bp.delete("/fleet/benchmarks/<run_id>")
+    async def cancel_benchmark(run_id: str) -> Response:
+        run = runner().cancel(run_id)
+        if run is None:
+            raise NotFound(f"no running benchmark '{run_id}'", param="id")
+        return _json({"id": run.id, "status": run.status})
 
     return bp
