@@ -39,7 +39,14 @@ def test_parse_request_defaults_and_validation() -> None:
     assert parse_request(None) == BenchRequest(None, None, 4)
     got = parse_request({"nodes": ["a", "a"], "models": ["llama3.2"], "parallel": 2})
     assert got == BenchRequest(("a",), ("llama3.2:latest",), 2)
-    for bad in ({"parallel": 0}, {"parallel": 17}, {"parallel": True}, {"nodes": []}, {"models": [""]}, {"x": 1}):
+    for bad in (
+        {"parallel": 0},
+        {"parallel": 17},
+        {"parallel": True},
+        {"nodes": []},
+        {"models": [""]},
+        {"x": 1},
+    ):
         with pytest.raises(BadRequest):
             parse_request(bad)
 
@@ -79,7 +86,9 @@ def test_sample_from_the_nodes_own_counters() -> None:
     }
     s = sample_of(final, 0.4)
     assert (s.prompt_tokens, s.prompt_s, s.gen_tokens, s.gen_s, s.load_s) == (200, 0.1, 50, 2.0, 1.5)
-    openai_node = sample_of({"done": True, "prompt_eval_count": 9, "eval_count": 3, "eval_duration": "x"}, 0.2)
+    openai_node = sample_of(
+        {"done": True, "prompt_eval_count": 9, "eval_count": 3, "eval_duration": "x"}, 0.2
+    )
     assert openai_node.load_s is None and openai_node.gen_s == 0.0 and openai_node.prompt_s == 0.0
 
 
@@ -92,7 +101,9 @@ def test_summarise_medians_totals_and_errors() -> None:
     ]
     r = summarise("a", A, 1, samples, wall_s=5.0, prompt_set=prompts.VERSION)
     assert (r.ttft_s, r.gen_tps, r.load_s, r.requests, r.errors, r.error) == (0.3, 30.0, 1.2, 4, 1, "boom")
-    assert r.prompt_tps == round(410 / 0.41, 1) and r.aggregate_tps == 22.0 and r.prompt_set == prompts.VERSION
+    assert (
+        r.prompt_tps == round(410 / 0.41, 1) and r.aggregate_tps == 22.0 and r.prompt_set == prompts.VERSION
+    )
     empty = summarise("a", A, 2, [Sample(1.0, error="down")], wall_s=1.0)
     assert (empty.ttft_s, empty.gen_tps, empty.prompt_tps, empty.aggregate_tps) == (None, None, None, None)
 
