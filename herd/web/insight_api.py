@@ -13,6 +13,8 @@ from quart import Blueprint, Response, request
 
 from herd.dialects.ollama import parse_body
 from herd.errors import BadRequest, NoNodeAvailable, NotFound
+from herd.insight.bench import priors
+from herd.insight.recommend import facts_from, recommend
 from herd.insight.runner import BenchRunner
 from herd.services import RouterServices
 from herd.store import bench_queries, queries
@@ -56,6 +58,15 @@ def blueprint(svc: RouterServices) -> Blueprint:
         return _json(
             await read_traces(svc, lambda c: queries.usage(c, days), {"days": days, "rows": [], "models": []})
         )
+
+    @bp.get("/fleet/recommendations")
+    async def recommendations() -> Response:
+        days = _days()
+        rows, results = await read_traces(
+            svc, lambda c: (queries.usage(c, days)["rows"], bench_queries.results(c)), ([], [])
+        )
+        facts = facts_from(svc.registry.snapshot, rows, priors(results), svc.queue.depths(), days)
+        return _json({"days": days, "items": recommend(facts)})
 
     def runner() -> BenchRunner:
         if svc.bench is None:
