@@ -152,3 +152,23 @@ async def test_bad_requests_are_4xx(nursery: trio.Nursery, tmp_path: Path) -> No
         resp = await fleet.http.post(url, json=body)
         assert resp.status_code == status, (body, resp.text)
         assert "error" in resp.json()
+
+
+async def test_an_openai_node_reports_its_speeds_from_usage_and_timings(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    from fake_openai import FakeOpenAI
+    from test_openai_backend import join
+
+    fleet = await start_fleet(nursery, tmp_path, {})
+    fake = FakeOpenAI("smollm2")
+    await nursery.start(fake.run)
+    await join(fleet, "llama", fake)
+    resp = await fleet.http.post(fleet.url + "/fleet/benchmarks", json={"models": ["smollm2"], "parallel": 1})
+    assert resp.status_code == 202, resp.text
+    run = await wait_status(fleet, resp.json()["id"], "done", "failed")
+    (result,) = run["results"]
+    assert result["node_id"] == "llama" and result["errors"] == 0 and result["backend"] == "openai"
+    assert result["gen_tps"] == round(4 / 0.04025, 1) and result["load_s"] is None  # llama.cpp's timings
+    chats = [b for p, b in fake.requests if p == "/v1/chat/completions"]
+    assert len(chats) == len(prompts.PROMPTS) and chats[0]["max_tokens"] == prompts.PROMPTS[0].num_predict
