@@ -48,6 +48,13 @@ async def test_herd_bench_command_against_a_router(
     lines = out.splitlines()
     assert lines[0].startswith("node") and lines[1].startswith("fast") and lines[2].startswith("slow")
     assert len(lines) == 5  # two nodes, alone and two at once
+    while fleet.router.traces.written < 5:  # noqa: ASYNC110 (the writer stores 4 results and the run)
+        await trio.sleep(0.05)
+    fleet.router.bench.runs.clear()  # as after a restart: the list comes from the trace DB
+    (stored,) = (await fleet.http.get(fleet.url + "/fleet/benchmarks")).json()["runs"]
+    assert stored["status"] == "done" and len(stored["results"]) == 4
+    one = (await fleet.http.get(f"{fleet.url}/fleet/benchmarks/{stored['id']}")).json()
+    assert one["id"] == stored["id"] and one["results"] == stored["results"]
     rc = await trio.to_thread.run_sync(
         lambda: main(["bench", "--router-url", fleet.url, "--node", "x"], env={})
     )

@@ -90,8 +90,6 @@ async def test_a_run_over_two_nodes_ranks_the_faster_one_faster(
     assert traces == 0 and len(stored) == 8 and runs[0]["id"] == run_id and runs[0]["status"] == "done"
     best = priors(stored)
     assert best[("fast", MODEL)].parallel == 1 and best[("fast", MODEL)].gen_tps == 50.0
-    listing = (await fleet.http.get(fleet.url + "/fleet/benchmarks")).json()["runs"]
-    assert [r["id"] for r in listing] == [run_id]
 
 
 async def test_cancel_stops_a_running_benchmark(
@@ -112,7 +110,6 @@ async def test_cancel_stops_a_running_benchmark(
     assert nodes["n1"].cancelled_streams == 1 and fleet.router.slots.total() == 0
     assert (await fleet.http.delete(f"{fleet.url}/fleet/benchmarks/{run_id}")).json()["status"] == "cancelled"
     assert (await fleet.http.delete(f"{fleet.url}/fleet/benchmarks/nope")).status_code == 404
-    assert (await fleet.http.get(f"{fleet.url}/fleet/benchmarks/nope")).status_code == 404
 
 
 async def test_real_traffic_goes_first(
@@ -152,6 +149,8 @@ async def test_bad_requests_are_4xx(nursery: trio.Nursery, tmp_path: Path) -> No
         resp = await fleet.http.post(url, json=body)
         assert resp.status_code == status, (body, resp.text)
         assert "error" in resp.json()
+    assert (await fleet.http.get(url + "/nope")).status_code == 404
+    assert (await fleet.http.get(url)).json() == {"runs": []}
 
 
 async def test_an_openai_node_reports_its_speeds_from_usage_and_timings(

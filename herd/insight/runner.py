@@ -106,7 +106,7 @@ class BenchRunner:
         proxy: Proxy,
         *,
         store: Callable[[str, dict[str, Any]], None],
-        publish: Callable[[dict[str, Any]], None],
+        publish: Callable[[dict[str, Any]], None],  # a run's JSON on every step (the dashboard's frames)
         max_queued: int = 4,
         keep: int = 20,
     ) -> None:
@@ -275,4 +275,4 @@ class BenchRunner:
             self._own[node_id] -= 1
 
     def _frame(self, run: BenchRun) -> None:
-        self.publish({"type": "benchmark", "data": run.as_json()})
+        self.publish(run.as_json())

@@ -106,7 +106,7 @@ class Router:
             self.queue,
             self.services.proxy,
             store=lambda table, row: self.traces.offer_row(row, table),
-            publish=lambda frame: self.broadcaster.publish(frame),
+            publish=lambda run: self.broadcaster.on_benchmark(run),
         )
         self.services = dataclasses.replace(self.services, bench=self.bench)
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
