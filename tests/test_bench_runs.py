@@ -90,6 +90,8 @@ async def test_a_run_over_two_nodes_ranks_the_faster_one_faster(
     assert traces == 0 and len(stored) == 8 and runs[0]["id"] == run_id and runs[0]["status"] == "done"
     best = priors(stored)
     assert best[("fast", MODEL)].parallel == 1 and best[("fast", MODEL)].gen_tps == 50.0
+    assert bench_queries.load_priors(tmp_path / "traces.db") == best
+    assert bench_queries.load_priors(tmp_path / "none.db") == {}
 
 
 async def test_cancel_stops_a_running_benchmark(

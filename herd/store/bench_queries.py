@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
-from herd.insight.bench import BenchResult
+from herd.insight.bench import BenchResult, priors
 from herd.store.traces import BENCH_RESULTS, BENCH_RUNS
 
 RESULT_FIELDS = tuple(BenchResult.__dataclass_fields__)
@@ -65,3 +66,16 @@ def runs(conn: sqlite3.Connection, limit: int = 20, run_id: str | None = None) -
             }
         )
     return out
+
+
+def load_priors(path: Path) -> dict[tuple[str, str], BenchResult]:
+    """Blocking (run it in a worker thread at start): the stored benchmark priors per (node, model), for the
+    routing performance model; empty when there is no trace DB yet."""
+    if not path.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    try:
+        return priors(results(conn))
+    finally:
+        conn.close()
