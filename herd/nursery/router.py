@@ -99,7 +99,7 @@ class Router:
         )
         # The benchmark runner sends through the proxy; it writes to the trace store and the dashboard built
         # below (late-bound). The routing performance model takes its results as priors: append its hook to
-        # `self.bench.sinks` (and feed it `bench_queries.results` at start).
+        # `self.bench.sinks` (and, at start, feed it `bench_queries.load_priors(data_dir / "traces.db")`).
         self.bench = BenchRunner(
             self.registry,
             self.slots,
