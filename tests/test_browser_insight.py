@@ -32,6 +32,10 @@ async def test_insight_tab_runs_a_benchmark_live(nursery: trio.Nursery, tmp_path
         "slow": FakeOllama([FakeModel(MODEL)], loaded=[MODEL], chunk_delay=0.05),
     }
     fleet = await start_fleet(nursery, tmp_path, nodes)
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    assert (await fleet.http.post(fleet.url + "/api/chat", json=chat)).status_code == 200
+    while fleet.router.traces.written < 1:  # noqa: ASYNC110 (real traffic the recommender can see)
+        await trio.sleep(0.05)
     profile = tmp_path / "chromium"
     cmd = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "about:blank"]
     run = partial(trio.run_process, cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)

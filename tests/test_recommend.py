@@ -83,6 +83,7 @@ def test_unused_on_disk_and_unload_when_loaded() -> None:
     }
     assert unused["action"] == {"method": "DELETE", "path": "/api/delete", "body": {"model": B, "node": "a"}}
     assert unused["numbers"]["size_gib"] == 5.0 and "30 days" in unused["reason"]
+    assert recommend(Facts(30, {}, nodes)) == []  # no traffic at all yet: no evidence of disuse
 
 
 def test_quantisation_smaller_when_tight_bigger_when_roomy_and_busy() -> None:

@@ -185,7 +185,10 @@ def recommend(facts: Facts) -> list[dict[str, Any]]:
                         _load(model, -1) if best.manages_models else None,
                     )
                 )
-    for node in facts.nodes:
+    # No request at all in the window: the router has just started (or the history is gone), not evidence that
+    # nothing is used.
+    evidence = any(u.requests for u in facts.usage.values())
+    for node in facts.nodes if evidence else ():
         for model, size in sorted(node.sizes.items()):
             use = facts.usage.get(model, ModelUse())
             quant = node.quants.get(model, "").upper()
