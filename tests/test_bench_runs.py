@@ -44,6 +44,8 @@ async def test_a_run_over_two_nodes_ranks_the_faster_one_faster(
 ) -> None:
     nodes = {"fast": node(0.02, 0.0005), "slow": node(0.1, 0.004, load_delay=3.0)}
     fleet = await start_fleet(nursery, tmp_path, nodes)
+    hooked: list[Any] = []
+    fleet.router.bench.sinks.append(hooked.append)  # where the routing performance model takes its priors
     ws_url = fleet.url.replace("http://", "ws://") + "/dashboard/ws"
     frames: list[dict[str, Any]] = []
     async with open_websocket_url(ws_url) as ws:
@@ -91,6 +93,7 @@ async def test_a_run_over_two_nodes_ranks_the_faster_one_faster(
     best = priors(stored)
     assert best[("fast", MODEL)].parallel == 1 and best[("fast", MODEL)].gen_tps == 50.0
     assert bench_queries.load_priors(tmp_path / "traces.db") == best
+    assert sorted(hooked, key=lambda r: r.ts) == stored
     assert bench_queries.load_priors(tmp_path / "none.db") == {}
 
 
