@@ -139,6 +139,32 @@ async def test_real_traffic_goes_first(
     assert real_at == 1 and len(sent) == len(prompts.PROMPTS) + 1  # served right after the one in flight
 
 
+async def test_a_benchmark_waits_for_real_requests_running_on_its_node(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake = node(0.1, 0.0)  # 2 s a request; the node takes 4 at once, so nothing queues
+    fleet = await start_fleet(nursery, tmp_path, {"n1": fake})
+    real = {"model": MODEL, "messages": [{"role": "user", "content": "real work"}], "stream": False}
+    done_at: list[float] = []
+
+    async def ask() -> None:
+        assert (await fleet.http.post(fleet.url + "/api/chat", json=real)).status_code == 200
+        done_at.append(trio.current_time())
+
+    async with trio.open_nursery() as clients:
+        clients.start_soon(ask)
+        while not fake.active_streams:  # noqa: ASYNC110 (the real request is running)
+            await trio.sleep(0.05)
+        run_id = (await fleet.http.post(fleet.url + "/fleet/benchmarks", json={"parallel": 1})).json()["id"]
+        await trio.sleep(0.5)
+        run = (await fleet.http.get(f"{fleet.url}/fleet/benchmarks/{run_id}")).json()
+        assert run["status"] == "running" and "running on n1" in run["waiting"]
+        assert len([p for p, _ in fake.requests if p == "/api/chat"]) == 1  # nothing sent beside it
+    run = await wait_status(fleet, run_id, "done")
+    assert run["results"][0]["errors"] == 0 and run["waiting"] is None
+    assert "real work" in json.dumps(fake.requests[0][1]) and len(done_at) == 1
+
+
 async def test_bad_requests_are_4xx(nursery: trio.Nursery, tmp_path: Path) -> None:
     fleet = await start_fleet(nursery, tmp_path)
     url = fleet.url + "/fleet/benchmarks"
