@@ -267,19 +267,36 @@ def plan_reply(req: Body, chat: bool, reply: str, num_chunks: int | None) -> tup
     return chunks, reason, len(chunks)
 
 
-def final_body(req: Body, chat: bool, cold: bool, reason: str, evals: int, token_s: float) -> Body:
-    """The done chunk without model/created_at: plausible counters, durations in nanoseconds."""
+def prompt_tokens(req: Body, chat: bool) -> int:
+    """How many tokens the fake says it read for this request's prompt."""
     if chat:
-        prompt = sum(tokens(m.get("content") or "") + 5 for m in req.get("messages") or [])
-    else:
-        prompt = tokens(req.get("prompt") or "") + 10
+        return sum(tokens(m.get("content") or "") + 5 for m in req.get("messages") or [])
+    return tokens(req.get("prompt") or "") + 10
+
+
+def final_body(
+    req: Body,
+    chat: bool,
+    cold: bool,
+    reason: str,
+    evals: int,
+    token_s: float,
+    prompt_token_s: float = 0.0004,
+    load_s: float | None = None,
+) -> Body:
+    """The done chunk without model/created_at: plausible counters, durations in nanoseconds (`load_s`: what a
+    cold load took, when the node really spent it)."""
+    prompt = prompt_tokens(req, chat)
     load = 1_523_456_789 if cold else 18_345_678
+    if cold and load_s is not None:
+        load = int(load_s * 1e9)
     evals_ns = evals * int(token_s * 1e9)
     out: Body = {"message": {"role": "assistant", "content": ""}} if chat else {"response": ""}
     out |= {"done": True, "done_reason": reason}
     out |= {} if chat else {"context": [128006 + (i * 7919) % 100_000 for i in range(prompt + evals)]}
-    out |= {"total_duration": load + prompt * 400_000 + evals_ns + 2_345_678, "load_duration": load}
-    out |= {"prompt_eval_count": prompt, "prompt_eval_duration": prompt * 400_000}
+    prompt_ns = prompt * int(prompt_token_s * 1e9)
+    out |= {"total_duration": load + prompt_ns + evals_ns + 2_345_678, "load_duration": load}
+    out |= {"prompt_eval_count": prompt, "prompt_eval_duration": prompt_ns}
     return out | {"eval_count": evals, "eval_duration": evals_ns}
 
 

@@ -45,7 +45,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="console log level (env FLEET_LOG_LEVEL; default warning: quiet). JSON logs at info level go to "
         "<data-dir>/logs/herd.log, rotated daily",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,node,pull}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,node,pull,bench}")
 
     run = sub.add_parser("run", help="start the router", description="Start the herd router.")
     run.add_argument(
@@ -181,6 +181,31 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get("FLEET_ROUTER_URL", f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"),
         help=f"the router (env FLEET_ROUTER_URL; default http://127.0.0.1:{DEFAULT_ROUTER_PORT})",
     )
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark the fleet",
+        description="Run the fixed benchmark prompt set on nodes x models (default: every loaded model on every "
+        "node), alone and N at once, and print time to first token, prompt and generation speed.",
+    )
+    bench.add_argument(
+        "--node", action="append", default=None, help="node to run on; repeatable (default: all)"
+    )
+    bench.add_argument(
+        "--model", action="append", default=None, help="model to run; repeatable (default: the loaded ones)"
+    )
+    bench.add_argument(
+        "--parallel", type=int, default=None, help="requests at once in the second pass (default 4)"
+    )
+    bench.add_argument(
+        "--admin-key",
+        default=env.get("FLEET_ADMIN_KEY"),
+        help="the router's admin key, when it has one (env FLEET_ADMIN_KEY)",
+    )
+    bench.add_argument(
+        "--router-url",
+        default=env.get("FLEET_ROUTER_URL", f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"),
+        help=f"the router (env FLEET_ROUTER_URL; default http://127.0.0.1:{DEFAULT_ROUTER_PORT})",
+    )
     return parser
 
 
@@ -250,6 +275,10 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         from herd.pullcmd import pull
 
         return pull(args.router_url, args.model, args.node, admin_key=args.admin_key)
+    if args.command == "bench":
+        from herd.benchcmd import bench
+
+        return bench(args.router_url, args.node, args.model, args.parallel, admin_key=args.admin_key)
     if args.command == "run":
         from herd.guard.keyfile import KeysFileError
         from herd.nursery.router import main_router

@@ -8,6 +8,7 @@ from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Registry
 from herd.fleet.trust import FleetGate
+from herd.insight.runner import BenchRunner
 from herd.metrics import Metrics
 from herd.routing.latency import LatencyBook
 from herd.routing.policies import PolicyConfig
@@ -33,6 +34,7 @@ class RouterServices:
     settings: RuntimeSettings
     # Heartbeat trust: fleet-token verifier, node addresses, refusals (herd.fleet.trust).
     gate: FleetGate = field(default_factory=FleetGate)
+    bench: BenchRunner | None = None  # the benchmark runner (herd.insight.runner), None in bare test setups
 
     def policy_now(self) -> PolicyConfig:
         """The policy config with the operator's runtime toggles applied."""

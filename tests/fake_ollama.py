@@ -36,6 +36,7 @@ from bench.ollama_wire import (
     merge,
     norm,
     plan_reply,
+    prompt_tokens,
     ps_entry,
     rfc3339,
     show_body,
@@ -63,7 +64,9 @@ class FakeOllama(FakeServer):
 
     Knobs: `fail_next` (popped one per chat/generate: that status + {"error": msg}), `fail_after_chunks`
     (cut the connection after N chunks, no done chunk; non-stream: a bare 500), `stall_after_chunks` (go
-    silent after N chunks). Observations: `requests` [(path, body)], `loaded` (names, like /api/ps),
+    silent after N chunks), `prompt_delay` (seconds per prompt token, spent before the first chunk and reported
+    as prompt_eval_duration), `load_delay` (seconds a cold load takes, spent and reported as load_duration);
+    eval_duration reports `chunk_delay` per token. Observations: `requests` [(path, body)], `loaded` (names, like /api/ps),
     `active_streams`, `cancelled_streams` (the client went away first), `completed_streams` (counted
     before the last byte leaves, so a client that has read the whole reply sees it).
     """
@@ -77,11 +80,14 @@ class FakeOllama(FakeServer):
         reply: str = "Hello from the fake node!",
         chunk_delay: float = 0.0,
         num_chunks: int | None = None,
+        prompt_delay: float = 0.0,
+        load_delay: float = 0.0,
     ) -> None:
         specs = [FakeModel(m) if isinstance(m, str) else m for m in models]
         self.models = {norm(m.name): m for m in specs}
         self.loaded: list[str] = [self.models[norm(n)].name for n in loaded]
         self.version, self.reply, self.chunk_delay, self.num_chunks = version, reply, chunk_delay, num_chunks
+        self.prompt_delay, self.load_delay = prompt_delay, load_delay
         self.url = ""
         self.bind = "127.0.0.1:0"  # where `run` listens; tests keep the free-port default
         self.fail_next: list[tuple[int, str]] = []
@@ -250,7 +256,13 @@ class FakeOllama(FakeServer):
     async def _emit(self, req: Body, chat: bool, cold: bool, send: Send) -> list[Message] | None:
         """Send the chunks; return the final ASGI messages still to send, or None when the reply is cut."""
         chunks, reason, evals = plan_reply(req, chat, self.reply, self.num_chunks)
-        final = final_body(req, chat, cold, reason, evals, max(self.chunk_delay, 0.02))
+        prompt_s = self.prompt_delay or 0.0004
+        load_s = self.load_delay if self.load_delay else None
+        final = final_body(req, chat, cold, reason, evals, max(self.chunk_delay, 0.02), prompt_s, load_s)
+        # like Ollama, nothing is sent before the model is loaded and the prompt read
+        busy = (load_s or 0.0) * cold + (prompt_tokens(req, chat) * self.prompt_delay)
+        if busy:
+            await trio.sleep(busy)
         stream = req.get("stream") is not False
         if stream:
             headers = [(b"content-type", b"application/x-ndjson")]

@@ -7,6 +7,7 @@ at most `graceful_timeout`, then cancels every other duty.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -24,6 +25,7 @@ from herd.fleet.trust import FleetGate
 from herd.guard.keyfile import ApiKeys, KeyReloader
 from herd.guard.origins import OriginPolicy, is_loopback_bind
 from herd.guard.rules import Policy
+from herd.insight.runner import BenchRunner
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
 from herd.node.probes.sample import GuestProbe
@@ -45,6 +47,7 @@ from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 from herd.services import RouterServices
 from herd.store.latency import LatencyStore
+from herd.store.settings_file import SettingsKeeper
 from herd.store.traces import TraceStore
 from herd.web.app import create_app
 from herd.web.guard import Guard
@@ -105,6 +108,18 @@ class Router:
             ),
             gate=FleetGate(Verifier(cfg.trust.token) if cfg.trust.token else None),
         )
+        # The benchmark runner sends through the proxy; it writes to the trace store and the dashboard built
+        # below (late-bound). The routing performance model takes its results as priors: append its hook to
+        # `self.bench.sinks` (and, at start, feed it `bench_queries.load_priors(data_dir / "traces.db")`).
+        self.bench = BenchRunner(
+            self.registry,
+            self.slots,
+            self.queue,
+            self.services.proxy,
+            store=lambda table, row: self.traces.offer_row(row, table),
+            publish=lambda run: self.broadcaster.on_benchmark(run),
+        )
+        self.services = dataclasses.replace(self.services, bench=self.bench)
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
         self.services.recorder.sinks.append(self.broadcaster.on_request)
         sec = cfg.security
@@ -138,6 +153,7 @@ class Router:
         if self.contexts is not None:
             self.services.recorder.sinks.append(self.contexts.observe)
         self.expiry = Expiry(self.registry)
+        self.settings_keeper = SettingsKeeper(cfg.data_dir, settings, self.registry)
         self.rebalancer = Rebalancer(self.queue, self.pulse, rcfg.rebalance_interval)
         self.prewarmer = PreWarmer(self.registry, self.queue, self.upstream)
         # Optional duties that need the services and the bound addresses (mDNS advertiser, the local node
@@ -159,9 +175,11 @@ class Router:
             async with trio.open_nursery() as nursery:
                 await nursery.start(Supervised("latency store", self.latency_store).run)
                 await nursery.start(Supervised("trace store", self.traces).run)
+                await nursery.start(Supervised("settings keeper", self.settings_keeper).run)
                 await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
+                await nursery.start(Supervised("benchmark runner", self.bench).run)
                 await nursery.start(Supervised("dashboard broadcaster", self.broadcaster).run)
                 if self.key_reloader is not None:  # loads the keys file before the first request
                     await nursery.start(Supervised("API keys reloader", self.key_reloader).run)

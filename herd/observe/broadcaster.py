@@ -2,7 +2,8 @@
 `send_nowait` and drops (and counts) for a subscriber that is behind, so a slow browser never slows a request.
 
 `Broadcaster.run` is a service: it publishes a fleet frame whenever the registry swaps in a new snapshot
-(at most `max_rate` per second) and a request frame for every finished request (a recorder sink).
+(at most `max_rate` per second) and a request frame for every finished request (a recorder sink). The benchmark
+runner publishes a `benchmark` frame (the run as `GET /fleet/benchmarks/<id>` shows it) on every step.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class Broadcaster:
                 },
             }
         )
+
+    def on_benchmark(self, run: dict[str, Any]) -> None:
+        """Benchmark runner hook: a run's progress."""
+        if self._subscribers:
+            self.publish({"type": "benchmark", "data": run})
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -273,6 +273,16 @@ class Proxy:
             raise UpstreamError("idle", f"no first byte within {ucfg.first_byte_timeout:g} s")
         return Opened(node=node, model=model, lines=lines, retries=0, queue_wait=0.0, native=req.native)
 
+    async def open_pinned(
+        self, stack: AsyncExitStack, node: NodeState, model: str, path: str, body: bytes
+    ) -> Opened:
+        """Send an Ollama-form request to exactly `node` (internal callers only, e.g. benchmarks; no HTTP
+        caller can pin): no holding queue, no retry, no fallback. The slot is counted on `stack` for as long
+        as the response is open, so real requests see the node busy; the caller decides when it may go."""
+        self.slots.reserve(node.node_id, model)
+        stack.callback(self.slots.release, node.node_id, model)
+        return await self._attempt(stack, node, model, path, body)
+
     async def call(self, model: str, path: str, body: bytes) -> tuple[NodeState, int, bytes]:
         """A small one-shot POST (e.g. `/api/show`) on a node that has `model`, trying the next node if one is
         unreachable. Holds no slot: it does not generate."""

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from herd.store.traces import usage_select
+
 
 def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -163,3 +165,22 @@ def traces(conn: sqlite3.Connection, *, limit: int, filters: dict[str, str]) -> 
         row["breakdown"] = json.loads(row["breakdown"]) if row["breakdown"] else None
         out.append(row)
     return out
+
+
+def usage(conn: sqlite3.Connection, days: int) -> dict[str, Any]:
+    """Per UTC day x node x model over the last `days` days (today included), the `usage_daily` view's rows,
+    plus totals per model."""
+    start = datetime.fromtimestamp(time.time(), UTC).date().toordinal() - (days - 1)
+    since = datetime.fromordinal(start).replace(tzinfo=UTC).timestamp()
+    rows = [
+        dict(r) for r in conn.execute(usage_select("WHERE ts >= ?") + " ORDER BY day, node, model", [since])
+    ]
+    totals: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        t = totals.setdefault(r["model"], {"model": r["model"], "nodes": set()})
+        t["nodes"].add(r["node"])
+        for key in ("requests", "prompt_tokens", "completion_tokens", "busy_s", "errors", "queue_wait_s"):
+            t[key] = round(t.get(key, 0) + r[key], 3)
+        t["max_queue_wait_s"] = max(t.get("max_queue_wait_s", 0.0), r["max_queue_wait_s"])
+    models = [{**t, "nodes": sorted(n for n in t["nodes"] if n)} for t in totals.values()]
+    return {"days": days, "rows": rows, "models": sorted(models, key=lambda t: -t["requests"])}

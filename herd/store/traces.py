@@ -62,10 +62,79 @@ def _v1(db: sqlite_utils.Database) -> None:
 
 
 def _v2(db: sqlite_utils.Database) -> None:
+    """Usage per UTC day x node x model, for datasette and `GET /fleet/analytics/usage`."""
+    db.execute("CREATE VIEW IF NOT EXISTS usage_daily AS " + usage_select(""))
+
+
+def usage_select(where: str) -> str:
+    """Requests, tokens in/out, busy seconds, errors and queue wait per UTC day x node x model."""
+    return f"""
+SELECT date(ts, 'unixepoch') AS day,
+       COALESCE(node, '') AS node,
+       model,
+       COUNT(*) AS requests,
+       COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
+       COALESCE(SUM(completion_tokens), 0) AS completion_tokens,
+       ROUND(COALESCE(SUM(CASE WHEN node IS NOT NULL THEN duration END), 0), 3) AS busy_s,
+       SUM(CASE WHEN status >= 400 OR error IS NOT NULL THEN 1 ELSE 0 END) AS errors,
+       ROUND(COALESCE(SUM(queue_wait), 0), 3) AS queue_wait_s,
+       ROUND(COALESCE(MAX(queue_wait), 0), 3) AS max_queue_wait_s
+FROM {TABLE} {where}
+GROUP BY day, node, model
+"""
+
+
+BENCH_RUNS = "bench_runs"
+BENCH_RESULTS = "bench_results"
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    """Benchmark runs and their results per (node, model, parallel), with the node's hardware and versions."""
+    db[BENCH_RUNS].create(  # type: ignore[union-attr]
+        {
+            "id": str,
+            "created": float,
+            "finished": float,
+            "status": str,
+            "prompt_set": str,
+            "parallel": int,
+            "request": str,
+            "targets": str,
+            "error": str,
+        },
+        pk="id",
+    )
+    db[BENCH_RESULTS].create(  # type: ignore[union-attr]
+        {
+            "run_id": str,
+            "ts": float,
+            "node_id": str,
+            "model": str,
+            "parallel": int,
+            "ttft_s": float,
+            "prompt_tps": float,
+            "gen_tps": float,
+            "load_s": float,
+            "aggregate_tps": float,
+            "requests": int,
+            "errors": int,
+            "prompt_set": str,
+            "backend": str,
+            "backend_version": str,
+            "cpu_count": int,
+            "mem_total": int,
+            "error": str,
+        }
+    )
+    db[BENCH_RESULTS].create_index(["node_id", "model", "ts"])  # type: ignore[union-attr]
+    db[BENCH_RESULTS].create_index(["run_id"])  # type: ignore[union-attr]
+
+
+def _v4(db: sqlite_utils.Database) -> None:
     db[TABLE].add_column("num_ctx", int)  # type: ignore[union-attr]
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 
 
 def open_db(path: Path) -> sqlite_utils.Database:

@@ -31,7 +31,7 @@ class BatchWriter:
         self.batch = batch
         self.flush_interval = flush_interval
         self.prune_interval = prune_interval
-        self._send, self._receive = trio.open_memory_channel[dict[str, Any]](capacity)
+        self._send, self._receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](capacity)
         self.dropped = 0
         self.written = 0
 
@@ -44,9 +44,10 @@ class BatchWriter:
     def prune(self, db: sqlite_utils.Database) -> None:
         """Blocking periodic clean-up in the worker thread."""
 
-    def offer_row(self, row: dict[str, Any]) -> None:
+    def offer_row(self, row: dict[str, Any], table: str | None = None) -> None:
+        """Hand a row to the writer (`table`: another table of the same database; default `self.table`)."""
         try:
-            self._send.send_nowait(row)
+            self._send.send_nowait((table or self.table, row))
         except trio.WouldBlock:
             self.dropped += 1
 
@@ -55,7 +56,7 @@ class BatchWriter:
         try:
             await trio.to_thread.run_sync(self.prepare, db)
             task_status.started()
-            pending: list[dict[str, Any]] = []
+            pending: list[tuple[str, dict[str, Any]]] = []
             next_prune = trio.current_time() + self.prune_interval
             try:
                 while True:
@@ -84,10 +85,14 @@ class BatchWriter:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(db.conn.close)
 
-    async def _write(self, db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
+    async def _write(self, db: sqlite_utils.Database, rows: list[tuple[str, dict[str, Any]]]) -> None:
         def insert() -> None:
+            tables: dict[str, list[dict[str, Any]]] = {}
+            for table, row in rows:
+                tables.setdefault(table, []).append(row)
             with db.conn:
-                db[self.table].insert_all(rows)  # type: ignore[union-attr]
+                for table, batch in tables.items():
+                    db[table].insert_all(batch)  # type: ignore[union-attr]
 
         await trio.to_thread.run_sync(insert)
         self.written += len(rows)

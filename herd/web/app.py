@@ -14,6 +14,7 @@ from herd.web import (
     dashboard,
     errors,
     fleet_api,
+    insight_api,
     manage_api,
     media_api,
     ollama_api,
@@ -38,5 +39,6 @@ def create_app(services: RouterServices, broadcaster: Broadcaster) -> QuartTrio:
     app.register_blueprint(manage_api.blueprint(services))
     app.register_blueprint(media_api.blueprint(services))
     app.register_blueprint(analytics_api.blueprint(services))
+    app.register_blueprint(insight_api.blueprint(services))
     app.register_blueprint(dashboard.blueprint(services, broadcaster))
     return app
