@@ -259,7 +259,8 @@ def plan_reply(req: Body, chat: bool, reply: str, num_chunks: int | None) -> tup
     thoughts = thoughts if req.get("think") else []
     messages = req.get("messages") or []
     last_user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
-    if chat and req.get("tools") and "weather" in last_user.lower():
+    answered = bool(messages) and messages[-1].get("role") == "tool"  # a tool result gets a text answer
+    if chat and req.get("tools") and "weather" in last_user.lower() and not answered:
         name = (req["tools"][0].get("function") or {}).get("name", "")
         call = {"function": {"name": name, "arguments": {"location": "Paris"}}}
         return [*thoughts, piece(chat, "", "", [call])], "stop", len(thoughts) + 12

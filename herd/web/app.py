@@ -18,6 +18,7 @@ from herd.web import (
     media_api,
     ollama_api,
     openai_api,
+    responses_api,
 )
 
 
@@ -39,4 +40,5 @@ def create_app(services: RouterServices, broadcaster: Broadcaster) -> QuartTrio:
     app.register_blueprint(media_api.blueprint(services))
     app.register_blueprint(analytics_api.blueprint(services))
     app.register_blueprint(dashboard.blueprint(services, broadcaster))
+    app.register_blueprint(responses_api.blueprint(services))
     return app
