@@ -151,6 +151,16 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="days of request traces kept in <data-dir>/traces.db (env FLEET_RETENTION_DAYS; default 30)",
     )
 
+    run.add_argument(
+        "--alias",
+        action="append",
+        default=None,
+        type=_alias_spec,
+        metavar="NAME=MODEL[,FALLBACK...]",
+        help="serve requests for NAME with MODEL (then each FALLBACK); repeatable, also a runtime setting "
+        "(env FLEET_ALIASES, entries separated by ';' or spaces)",
+    )
+
     add_node_parser(sub, env)
     pull = sub.add_parser(
         "pull",
@@ -165,6 +175,26 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help=f"the router (env FLEET_ROUTER_URL; default http://127.0.0.1:{DEFAULT_ROUTER_PORT})",
     )
     return parser
+
+
+def _alias_spec(raw: str) -> str:
+    from herd.routing.aliases import parse_one
+
+    try:
+        parse_one(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return raw
+
+
+def _aliases(flags: list[str] | None, env: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    from herd.routing.aliases import parse
+
+    specs = flags if flags else [env.get("FLEET_ALIASES", "")]
+    try:
+        return tuple(parse(specs).items())
+    except ValueError as exc:
+        raise SystemExit(f"herd run: FLEET_ALIASES: {exc}") from exc
 
 
 def _keep_alive(raw: str | None) -> str | int | None:
@@ -199,6 +229,7 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
             default_parallel=max(1, args.default_parallel),
             vram_fallback=args.vram_fallback,
             keep_alive=_keep_alive(args.keep_alive),
+            aliases=_aliases(args.alias, env),
         ),
     )
 

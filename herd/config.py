@@ -60,6 +60,8 @@ class RoutingConfig:
     thinking_multiplier: float = 4.0
     thinking_min_predict: int = 1024
     keep_alive: str | int | None = None
+    # Model aliases: name -> models tried in order (see herd/routing/aliases.py); the runtime setting starts here.
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

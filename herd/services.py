@@ -33,6 +33,7 @@ class RouterServices:
 
     def policy_now(self) -> PolicyConfig:
         """The policy config with the operator's runtime toggles applied."""
-        if self.settings.vram_fallback == self.policy.vram_fallback:
+        s = self.settings
+        if s.vram_fallback == self.policy.vram_fallback and s.aliases is self.policy.aliases:
             return self.policy
-        return replace(self.policy, vram_fallback=self.settings.vram_fallback)
+        return replace(self.policy, vram_fallback=s.vram_fallback, aliases=s.aliases)

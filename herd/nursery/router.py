@@ -65,7 +65,7 @@ class Router:
         self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = RawUpstream(cfg.upstream)
-        settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback)
+        settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback, aliases=dict(rcfg.aliases))
         self.services = RouterServices(
             cfg=cfg,
             registry=self.registry,
@@ -92,6 +92,7 @@ class Router:
                 thinking_multiplier=rcfg.thinking_multiplier,
                 thinking_min_predict=rcfg.thinking_min_predict,
                 keep_alive=rcfg.keep_alive,
+                aliases=settings.aliases,
             ),
         )
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))

@@ -18,7 +18,7 @@ from herd.errors import ModelNotFound
 from herd.fleet import catalog
 from herd.fleet.state import normalize_model
 from herd.reqscope import request_stack
-from herd.routing import policies, relay
+from herd.routing import aliases, policies, relay
 from herd.services import RouterServices
 
 NDJSON = "application/x-ndjson"
@@ -128,7 +128,8 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/api/tags")
     async def tags() -> Response:
-        return _json({"models": catalog.merged_tags(svc.registry.snapshot)})
+        merged = catalog.merged_tags(svc.registry.snapshot)
+        return _json({"models": merged + aliases.tag_entries(svc.settings.aliases, merged)})
 
     @bp.get("/api/ps")
     async def ps() -> Response:
