@@ -21,6 +21,7 @@ from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
+from herd.nursery.announce import Announcer
 from herd.nursery.supervise import Supervised
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
@@ -171,9 +172,15 @@ async def run_until_signalled(service: Any, stop: Callable[[], None]) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def main_router(cfg: RouterConfig) -> None:
-    """`herd run`: the router plus the duties enabled in config, until a signal."""
-    router = Router(cfg, duties=optional_duties(cfg))
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+async def main_router(cfg: RouterConfig, write: Callable[[str], None] = _print) -> None:
+    """`herd run`: the router plus the duties enabled in config, until a signal; says so once it is ready."""
+    duties = optional_duties(cfg)
+    duties.append(lambda svc, urls: Announcer(cfg, svc, urls, write))
+    router = Router(cfg, duties=duties)
     await run_until_signalled(router, router.stop)
 
 
