@@ -32,6 +32,13 @@ SCHEMAS |= {
 }
 SCHEMAS |= {"/api/delete": ("DeleteRequest", {"model": "string", "name": "string"})}
 SCHEMAS |= {"/api/copy": ("CopyRequest", {"source": "string", "destination": "string"})}
+CREATE = {"model": "string", "from": "string", "files": "map[string]string", "adapters": "map[string]string"}
+CREATE |= {"template": "string", "system": "string", "parameters": "map[string]interface {}"}
+CREATE |= {"messages": "[]api.Message", "stream": "bool", "quantize": "string"}
+SCHEMAS |= {"/api/create": ("CreateRequest", CREATE)}
+SCHEMAS |= {
+    "/api/push": ("PushRequest", {"model": "string", "name": "string", "insecure": "bool", "stream": "bool"})
+}
 GO_SYNTAX = {"Expecting property name": "looking for beginning of object key string"}
 GO_SYNTAX |= {"Expecting ':'": "after object key", "Expecting ','": "after object key:value pair"}
 DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")

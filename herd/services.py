@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.registry import Registry
 from herd.metrics import Metrics
+from herd.routing.authoring import BlobBook
 from herd.routing.latency import LatencyBook
 from herd.routing.policies import PolicyConfig
 from herd.routing.proxy import Proxy
@@ -30,6 +31,7 @@ class RouterServices:
     policy: PolicyConfig
     metrics: Metrics
     settings: RuntimeSettings
+    blobs: BlobBook = field(default_factory=BlobBook)  # where each uploaded blob went (for /api/create)
 
     def policy_now(self) -> PolicyConfig:
         """The policy config with the operator's runtime toggles applied."""

@@ -14,10 +14,11 @@ from quart import Blueprint, Response, request
 
 from herd.backends.upstream import UpstreamError
 from herd.dialects import ollama as codec
-from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, NotFound, UpstreamFailed, UpstreamStatus
+from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
 from herd.fleet import catalog_edit
 from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
 from herd.reqscope import request_stack
+from herd.routing.authoring import named_node
 from herd.routing.select import manages_models, pull_target
 from herd.services import RouterServices
 
@@ -34,19 +35,7 @@ def _name(body: dict[str, Any], *keys: str) -> str:
 
 
 def _named_node(snap: FleetSnapshot, body: dict[str, Any]) -> NodeState | None:
-    node_id = body.get("node")
-    if node_id is None:
-        return None
-    if not isinstance(node_id, str) or node_id not in snap.nodes:
-        raise NotFound(f"no node '{node_id}' in the fleet", param="node")
-    node = snap.nodes[node_id]
-    if not manages_models(node):
-        raise BadRequest(
-            f"node '{node_id}' is an OpenAI-compatible server: herd cannot pull, delete or copy its models "
-            "(manage them on that server)",
-            param="node",
-        )
-    return node
+    return named_node(snap, body.get("node"))
 
 
 def blueprint(svc: RouterServices) -> Blueprint:
