@@ -1,0 +1,67 @@
+"""Client compatibility, JavaScript side: the official `ollama` and `openai` npm clients and the Vercel AI SDK's
+default OpenAI provider (`ai` + `@ai-sdk/openai`, which speaks the Responses API) against a real router.
+
+The packages pinned in tests/js/package.json are installed once into ~/.cache/herd/npm/<hash of that file>
+(npm from the registry); tests/js/clients.mjs runs there and prints what each client got. Skipped, with the
+reason, when node or npm is missing (`.ci/run` installs them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import trio
+from harness import start_fleet
+
+JS = Path(__file__).resolve().parent / "js"
+CACHE = Path.home() / ".cache" / "herd" / "npm"
+MODEL = "llama3.2:3b"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="node and npm are not installed (apt-get install nodejs npm; .ci/run does)",
+)
+
+
+async def installed() -> Path:
+    """The cache dir holding the pinned packages and the driver script, installed on first use."""
+    spec = (JS / "package.json").read_bytes()
+    target = CACHE / hashlib.sha256(spec).hexdigest()[:16]
+    done = target / ".installed"
+    if not done.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "package.json").write_bytes(spec)
+        cmd = ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"]
+        result = await trio.run_process(
+            cmd, cwd=target, capture_stdout=True, capture_stderr=True, check=False
+        )
+        if result.returncode != 0:
+            pytest.fail(f"npm install failed: {result.stderr.decode()[-2000:]}")
+        done.write_text("ok")
+    shutil.copyfile(JS / "clients.mjs", target / "clients.mjs")  # ESM resolves packages beside the script
+    return target
+
+
+async def test_js_clients_through_the_router(nursery: trio.Nursery, tmp_path: Path) -> None:
+    where = await installed()
+    fleet = await start_fleet(nursery, tmp_path)
+    with trio.fail_after(120):
+        result = await trio.run_process(
+            ["node", "clients.mjs", fleet.url, MODEL],
+            cwd=where,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    got = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    reply = fleet.nodes["n1"].reply
+    texts = {k: v for k, v in got.items() if k != "ollama_list"}
+    assert texts == dict.fromkeys(texts, reply) and len(texts) == 7
+    assert got["ollama_list"] == [MODEL]
+    paths = [p for p, _ in fleet.nodes["n1"].requests]
+    assert paths.count("/api/chat") == 7  # every client's request reached the node
