@@ -126,8 +126,8 @@ def test_ctrl_c_in_tasks_exits_quietly_with_the_childs_status() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
-    while "child-up" not in proc.stdout.readline():
-        pass
+    while "child-up" not in (line := proc.stdout.readline()):
+        assert line, "the child never started"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets it
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 3 and "Traceback" not in err

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from herd.dialects.openai_stream import dumps
@@ -41,22 +42,57 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
+def _summary_part(text: str) -> dict[str, Any]:
+    return {"type": "summary_text", "text": text}
+
+
+# The two item kinds whose text streams: (index field, part events, text events, part shape, extra fields)
+STREAMED: dict[str, tuple[str, str, str, Callable[[str], dict[str, Any]], dict[str, Any]]] = {
+    "message": (
+        "content_index",
+        "response.content_part",
+        "response.output_text",
+        _text_part,
+        {"logprobs": []},
+    ),
+    "reasoning": (
+        "summary_index",
+        "response.reasoning_summary_part",
+        "response.reasoning_summary_text",
+        _summary_part,
+        {},
+    ),
+}
+Event = tuple[str, dict[str, Any]]
+
+
+def _arguments(args: Any) -> str:
+    if isinstance(args, str):
+        return args
+    return json.dumps(args or {}, separators=(",", ":"), ensure_ascii=False)
+
+
 class _Builder:
-    """The Responses state machine over Ollama chunks: open items, their text, the final object."""
+    """The Responses state machine over Ollama chunks: open items, their text, the final object. Each step
+    appends its events to `events`; the encoder drains them."""
 
     def __init__(self, model: str, response_id: str, created: int, opts: ResponsesOptions) -> None:
         self.model, self.response_id, self.created, self.opts = model, response_id, created, opts
         self.seq = 0
+        self.events: list[Event] = []
         self.started = False
         self.output: list[dict[str, Any]] = []  # finished items, by output_index
         self.open: dict[str, Any] | None = None  # the item being streamed (message or reasoning)
         self.text = ""
         self.final: dict[str, Any] = {}
 
-    def _event(self, kind: str, **data: Any) -> tuple[str, dict[str, Any]]:
-        event = {"type": kind, "sequence_number": self.seq, **data}
+    def _emit(self, kind: str, **data: Any) -> None:
+        self.events.append((kind, {"type": kind, "sequence_number": self.seq, **data}))
         self.seq += 1
-        return kind, event
+
+    def drain(self) -> list[Event]:
+        events, self.events = self.events, []
+        return events
 
     def response(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         echo = self.opts.echo
@@ -96,225 +132,100 @@ class _Builder:
             "metadata": echo.get("metadata", {}),
         }
 
-    def start(self) -> list[tuple[str, dict[str, Any]]]:
-        if self.started:
-            return []
-        self.started = True
-        snapshot = self.response("in_progress")
-        return [
-            self._event("response.created", response=snapshot),
-            self._event("response.in_progress", response=snapshot),
-        ]
+    def start(self) -> None:
+        if not self.started:
+            self.started = True
+            snapshot = self.response("in_progress")
+            self._emit("response.created", response=snapshot)
+            self._emit("response.in_progress", response=snapshot)
 
-    def _close(self) -> list[tuple[str, dict[str, Any]]]:
+    def _close(self) -> None:
         """Finish the open message or reasoning item."""
         item, self.open = self.open, None
         if item is None:
-            return []
-        index, item_id = len(self.output), item["id"]
-        events = []
+            return
+        field, part_event, text_event, shape, extra = STREAMED[item["type"]]
+        at = {"item_id": item["id"], "output_index": len(self.output), field: 0}
+        part = shape(self.text)
+        self._emit(f"{text_event}.done", **at, text=self.text, **extra)
+        self._emit(f"{part_event}.done", **at, part=part)
         if item["type"] == "message":
-            part = _text_part(self.text)
-            events.append(
-                self._event(
-                    "response.output_text.done",
-                    item_id=item_id,
-                    output_index=index,
-                    content_index=0,
-                    text=self.text,
-                    logprobs=[],
-                )
-            )
-            events.append(
-                self._event(
-                    "response.content_part.done",
-                    item_id=item_id,
-                    output_index=index,
-                    content_index=0,
-                    part=part,
-                )
-            )
             done = {**item, "status": "completed", "content": [part]}
         else:
-            part = {"type": "summary_text", "text": self.text}
-            events.append(
-                self._event(
-                    "response.reasoning_summary_text.done",
-                    item_id=item_id,
-                    output_index=index,
-                    summary_index=0,
-                    text=self.text,
-                )
-            )
-            events.append(
-                self._event(
-                    "response.reasoning_summary_part.done",
-                    item_id=item_id,
-                    output_index=index,
-                    summary_index=0,
-                    part=part,
-                )
-            )
             done = {**item, "summary": [part]}
+        self._emit("response.output_item.done", output_index=len(self.output), item=done)
         self.output.append(done)
         self.text = ""
-        events.append(self._event("response.output_item.done", output_index=index, item=done))
-        return events
 
-    def _open(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
-        if self.open is not None and self.open["type"] == kind:
-            return []
-        events = self._close()
-        index = len(self.output)
-        if kind == "message":
-            item = {
-                "id": _id("msg"),
-                "type": "message",
-                "status": "in_progress",
-                "role": "assistant",
-                "content": [],
-            }
-        else:
-            item = {"id": _id("rs"), "type": "reasoning", "summary": []}
-        self.open = item
-        events.append(self._event("response.output_item.added", output_index=index, item=item))
-        if kind == "message":
-            events.append(
-                self._event(
-                    "response.content_part.added",
-                    item_id=item["id"],
-                    output_index=index,
-                    content_index=0,
-                    part=_text_part(""),
-                )
-            )
-        else:
-            part = {"type": "summary_text", "text": ""}
-            events.append(
-                self._event(
-                    "response.reasoning_summary_part.added",
-                    item_id=item["id"],
-                    output_index=index,
-                    summary_index=0,
-                    part=part,
-                )
-            )
-        return events
-
-    def _delta(self, kind: str, text: str) -> list[tuple[str, dict[str, Any]]]:
-        events = self._open(kind)
-        assert self.open is not None
+    def _delta(self, kind: str, text: str) -> None:
+        field, part_event, text_event, shape, extra = STREAMED[kind]
+        if self.open is None or self.open["type"] != kind:
+            self._close()
+            if kind == "message":
+                item: dict[str, Any] = {"id": _id("msg"), "type": "message", "status": "in_progress"}
+                item |= {"role": "assistant", "content": []}
+            else:
+                item = {"id": _id("rs"), "type": "reasoning", "summary": []}
+            self.open = item
+            self._emit("response.output_item.added", output_index=len(self.output), item=item)
+            at = {"item_id": item["id"], "output_index": len(self.output), field: 0}
+            self._emit(f"{part_event}.added", **at, part=shape(""))
         self.text += text
-        item_id, index = self.open["id"], len(self.output)
-        if kind == "message":
-            events.append(
-                self._event(
-                    "response.output_text.delta",
-                    item_id=item_id,
-                    output_index=index,
-                    content_index=0,
-                    delta=text,
-                    logprobs=[],
-                )
-            )
-        else:
-            events.append(
-                self._event(
-                    "response.reasoning_summary_text.delta",
-                    item_id=item_id,
-                    output_index=index,
-                    summary_index=0,
-                    delta=text,
-                )
-            )
-        return events
+        at = {"item_id": self.open["id"], "output_index": len(self.output), field: 0}
+        self._emit(f"{text_event}.delta", **at, delta=text, **extra)
 
-    def _call(self, call: Any) -> list[tuple[str, dict[str, Any]]]:
-        events = self._close()
-        fn = call.get("function") if isinstance(call, dict) else None
-        fn = fn if isinstance(fn, dict) else {}
-        args = fn.get("arguments")
-        arguments = (
-            args
-            if isinstance(args, str)
-            else json.dumps(args or {}, separators=(",", ":"), ensure_ascii=False)
-        )
-        call_id = (
-            call.get("id")
-            if isinstance(call, dict) and isinstance(call.get("id"), str) and call["id"]
-            else _id("call")
-        )
+    def _call(self, call: Any) -> None:
+        self._close()
+        call = call if isinstance(call, dict) else {}
+        fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+        arguments = _arguments(fn.get("arguments"))
+        call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else _id("call")
         name = fn.get("name") if isinstance(fn.get("name"), str) else ""
-        item = {
-            "id": _id("fc"),
-            "type": "function_call",
-            "status": "in_progress",
-            "call_id": call_id,
-            "name": name,
-            "arguments": "",
-        }
-        index = len(self.output)
-        events.append(self._event("response.output_item.added", output_index=index, item=item))
-        events.append(
-            self._event(
-                "response.function_call_arguments.delta",
-                item_id=item["id"],
-                output_index=index,
-                delta=arguments,
-            )
-        )
-        events.append(
-            self._event(
-                "response.function_call_arguments.done",
-                item_id=item["id"],
-                output_index=index,
-                name=name,
-                arguments=arguments,
-            )
-        )
+        item = {"id": _id("fc"), "type": "function_call", "status": "in_progress", "call_id": call_id}
+        item |= {"name": name, "arguments": ""}
+        at = {"item_id": item["id"], "output_index": len(self.output)}
+        self._emit("response.output_item.added", output_index=len(self.output), item=item)
+        self._emit("response.function_call_arguments.delta", **at, delta=arguments)
+        self._emit("response.function_call_arguments.done", **at, name=name, arguments=arguments)
         done = {**item, "status": "completed", "arguments": arguments}
+        self._emit("response.output_item.done", output_index=len(self.output), item=done)
         self.output.append(done)
-        events.append(self._event("response.output_item.done", output_index=index, item=done))
-        return events
 
-    def chunk(self, chunk: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        events = self.start()
+    def chunk(self, chunk: dict[str, Any]) -> None:
+        self.start()
         raw = chunk.get("message")
         message: dict[str, Any] = raw if isinstance(raw, dict) else {}
         thinking, content = message.get("thinking"), message.get("content")
         if isinstance(thinking, str) and thinking:
-            events += self._delta("reasoning", thinking)
+            self._delta("reasoning", thinking)
         if isinstance(content, str) and content:
-            events += self._delta("message", content)
+            self._delta("message", content)
         calls = message.get("tool_calls")
         for call in calls if isinstance(calls, list) else []:
-            events += self._call(call)
+            self._call(call)
         if chunk.get("done") is True:
             self.final = chunk
-        return events
 
     def status(self) -> str:
         return "incomplete" if self.final.get("done_reason") == "length" else "completed"
 
-    def finish(self) -> list[tuple[str, dict[str, Any]]]:
-        events = self.start()
+    def finish(self) -> None:
+        self.start()
         if not self.output and self.open is None:
-            events += self._open("message")  # an empty answer is still one (empty) message
-        events += self._close()
+            self._delta("message", "")  # an empty answer is still one (empty) message
+        self._close()
         status = self.status()
-        events.append(self._event(f"response.{status}", response=self.response(status)))
-        return events
+        self._emit(f"response.{status}", response=self.response(status))
 
-    def failed(self, message: str) -> list[tuple[str, dict[str, Any]]]:
-        events = self.start()
-        events += self._close()
+    def failed(self, message: str) -> None:
+        self.start()
+        self._close()
+        self._emit("error", code="server_error", message=message, param=None)
         error = {"code": "server_error", "message": message}
-        events.append(self._event("error", code="server_error", message=message, param=None))
-        events.append(self._event("response.failed", response=self.response("failed", error)))
-        return events
+        self._emit("response.failed", response=self.response("failed", error))
 
 
-def _sse(events: list[tuple[str, dict[str, Any]]]) -> bytes:
+def _sse(events: list[Event]) -> bytes:
     return b"".join(b"event: " + kind.encode() + b"\ndata: " + dumps(data) + b"\n\n" for kind, data in events)
 
 
@@ -325,13 +236,16 @@ class ResponsesStreamEncoder:
         self._b = _Builder(model, response_id, created, opts)
 
     def encode(self, chunk: dict[str, Any]) -> bytes:
-        return _sse(self._b.chunk(chunk))
+        self._b.chunk(chunk)
+        return _sse(self._b.drain())
 
     def finish(self) -> bytes:
-        return _sse(self._b.finish())
+        self._b.finish()
+        return _sse(self._b.drain())
 
     def error_event(self, message: str) -> bytes:
-        return _sse(self._b.failed(message))
+        self._b.failed(message)
+        return _sse(self._b.drain())
 
 
 class ResponsesAccumulator:
@@ -342,6 +256,7 @@ class ResponsesAccumulator:
 
     def add(self, chunk: dict[str, Any]) -> None:
         self._b.chunk(chunk)
+        self._b.drain()
 
     def result(self) -> dict[str, Any]:
         self._b.finish()
