@@ -86,3 +86,10 @@ async def test_aliases_are_a_runtime_setting(nursery: trio.Nursery, tmp_path: Pa
     assert bad.status_code == 400
     with openai_client(fleet.url) as c, pytest.raises(openai.NotFoundError):
         await trio.to_thread.run_sync(lambda: c.models.retrieve("nope"))
+
+
+async def test_show_of_an_alias_shows_its_model(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fleet = await start_fleet(nursery, tmp_path, routing=RoutingConfig(aliases=tuple(ALIASES.items())))
+    resp = await fleet.http.post(fleet.url + "/api/show", json={"model": "gpt-4o-mini"})
+    assert resp.status_code == 200 and resp.headers["x-herd-model"] == "llama3.2:3b"
+    assert fleet.nodes["n1"].requests[-1] == ("/api/show", {"model": "llama3.2:3b", "name": "llama3.2:3b"})

@@ -115,7 +115,9 @@ def blueprint(svc: RouterServices) -> Blueprint:
     async def show() -> Response:
         raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
         name = codec.validate_show(codec.parse_body(raw))
-        model = normalize_model(name)
+        model = (aliases.resolve(svc.settings.aliases, name) or (normalize_model(name),))[0]
+        if model != normalize_model(name):  # an alias: show its model
+            raw = json.dumps({**json.loads(raw), "model": model, "name": model}).encode()
         if not svc.registry.snapshot.knows_model(model):
             raise ModelNotFound(f"model '{name}' not found", param="model")
         node, status, data = await svc.proxy.call(model, "/api/show", raw)
