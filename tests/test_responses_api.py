@@ -260,3 +260,18 @@ async def test_openai_node_completions_native_and_responses_translated(
         assert "".join(ch.choices[0].text for ch in chunks if ch.choices) == fake.reply
         resp = await trio.to_thread.run_sync(lambda: c.responses.create(model="smollm2", input="hi"))
         assert resp.output_text == fake.reply and fake.requests[-1][0] == "/v1/chat/completions"
+
+
+async def test_responses_stream_cut_by_the_limit_still_completes(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    fleet = await start_fleet(nursery, tmp_path)
+    with client(fleet.url) as c:
+
+        def run() -> object:
+            with c.responses.stream(model=MODEL, input="hi", max_output_tokens=2) as stream:
+                return stream.get_final_response()
+
+        final = await trio.to_thread.run_sync(run)
+    assert final.status == "incomplete" and final.incomplete_details.reason == "max_output_tokens"  # type: ignore[attr-defined]
+    assert final.output_text == " ".join(fleet.nodes["n1"].reply.split(" ")[:2])  # type: ignore[attr-defined]

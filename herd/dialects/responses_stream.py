@@ -10,7 +10,9 @@ Streamed events are SSE `event: <type>` + `data: {..., "type", "sequence_number"
 `response.content_part.done`; for a function call `response.function_call_arguments.delta` / `.done`; for
 reasoning (Ollama's `thinking`) `response.reasoning_summary_part.added`, `response.reasoning_summary_text.delta`…
 / `.done`, `response.reasoning_summary_part.done`; then `response.output_item.done`; finally
-`response.completed` (or `response.incomplete` when the token limit cut the answer). A failure after the first
+`response.completed` (also when the token limit cut the answer: then its response says `status: "incomplete"`,
+as Ollama does, because the official clients' `get_final_response()` waits for `response.completed`; OpenAI
+itself would send `response.incomplete`). A failure after the first
 byte is an `error` event followed by `response.failed`. Usage: `input_tokens`, `output_tokens`, `total_tokens`.
 """
 
@@ -215,7 +217,7 @@ class _Builder:
             self._delta("message", "")  # an empty answer is still one (empty) message
         self._close()
         status = self.status()
-        self._emit(f"response.{status}", response=self.response(status))
+        self._emit("response.completed", response=self.response(status))
 
     def failed(self, message: str) -> None:
         self.start()
