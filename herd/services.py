@@ -9,6 +9,7 @@ from herd.config import RouterConfig
 from herd.fleet.registry import Registry
 from herd.metrics import Metrics
 from herd.routing.authoring import BlobBook
+from herd.routing.items import RecentItems
 from herd.routing.latency import LatencyBook
 from herd.routing.policies import PolicyConfig
 from herd.routing.proxy import Proxy
@@ -32,6 +33,7 @@ class RouterServices:
     metrics: Metrics
     settings: RuntimeSettings
     blobs: BlobBook = field(default_factory=BlobBook)  # where each uploaded blob went (for /api/create)
+    items: RecentItems = field(default_factory=RecentItems)  # recent /v1/responses output items, by id
 
     def policy_now(self) -> PolicyConfig:
         """The policy config with the operator's runtime toggles applied."""

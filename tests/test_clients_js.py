@@ -60,8 +60,13 @@ async def test_js_clients_through_the_router(nursery: trio.Nursery, tmp_path: Pa
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     got = json.loads(result.stdout.decode().strip().splitlines()[-1])
     reply = fleet.nodes["n1"].reply
-    texts = {k: v for k, v in got.items() if k != "ollama_list"}
-    assert texts == dict.fromkeys(texts, reply) and len(texts) == 7
-    assert got["ollama_list"] == [MODEL]
-    paths = [p for p, _ in fleet.nodes["n1"].requests]
-    assert paths.count("/api/chat") == 7  # every client's request reached the node
+    assert got.pop("ollama_list") == [MODEL]
+    assert got.pop("ai_tool_calls") == [["get_weather", {"location": "Paris"}]]
+    assert got == dict.fromkeys(got, reply) and len(got) == 9
+    requests = fleet.nodes["n1"].requests
+    assert [p for p, _ in requests].count("/api/chat") == 11  # every client's request reached the node
+    # the second turn's reference to the first answer was resolved into the assistant message
+    follow_up = next(r for p, r in requests if p == "/api/chat" and len(r["messages"]) == 3)
+    assert follow_up["messages"][1] == {"role": "assistant", "content": reply}
+    tool_step = requests[-1][1]["messages"]
+    assert tool_step[-1] == {"role": "tool", "content": "sunny in Paris", "tool_name": "get_weather"}

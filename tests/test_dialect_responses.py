@@ -55,6 +55,7 @@ def test_items_become_one_conversation() -> None:
         ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
         ({"model": "m", "input": "x", "reasoning": {"effort": "huge"}}, "reasoning.effort"),
         ({"model": "m", "input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
+        ({"model": "m", "input": [{"type": "item_reference", "id": "msg_gone"}]}, "input[0].id"),
         (
             {
                 "model": "m",
@@ -139,3 +140,30 @@ def test_a_cut_stream_fails_the_response_after_closing_open_items() -> None:
     kinds = [e["type"] for e in events]
     assert kinds[-3:] == ["response.output_item.done", "error", "response.failed"]
     assert events[-1]["response"]["error"] == {"code": "server_error", "message": "node gone"}
+
+
+def test_item_references_are_resolved_from_recent_items() -> None:
+    from herd.routing.items import RecentItems
+
+    items = RecentItems(limit=2)
+    _, opts = request_to_ollama({"model": "m", "input": "x"})
+    acc = ResponsesAccumulator("m", "resp_1", 100, opts, items.keep)
+    for c in chunks():
+        acc.add(c)
+    output = acc.result()["output"]
+    assert len(items) == 2 and items.recall(output[0]["id"]) is None  # bounded: the oldest went first
+    body, _ = request_to_ollama(
+        {
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "q"},
+                {"type": "item_reference", "id": output[1]["id"]},
+                {"type": "item_reference", "id": output[2]["id"]},
+                {"type": "function_call_output", "call_id": output[2]["call_id"], "output": "1"},
+            ],
+        },
+        items.recall,
+    )
+    assert body["messages"][1]["content"] == "Hello there"
+    assert body["messages"][1]["tool_calls"][0]["function"] == {"name": "f", "arguments": {"x": 1}}
+    assert body["messages"][2] == {"role": "tool", "content": "1", "tool_name": "f"}

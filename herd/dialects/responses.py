@@ -13,12 +13,15 @@ to shape the reply (`herd.dialects.responses_stream`). Wire format handled:
   parameters}` → Ollama's nested `{type, function: {...}}`; `tool_choice: "none"` drops them.
 - `max_output_tokens` → `num_predict`; `temperature`, `top_p` → options; `text.format` (`json_schema` → the
   schema, `json_object` → "json"); `reasoning.effort` → `think`.
-- herd stores nothing: `previous_response_id`, `conversation` and `background` are clear 400s.
+- herd stores no responses: `previous_response_id`, `conversation` and `background` are clear 400s. It does
+  keep its recent output items (`herd.routing.items`), so an `item_reference` to one (the Vercel AI SDK sends
+  these for earlier assistant turns by default) is replaced by the item itself.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +41,7 @@ from herd.dialects.checks import (
 from herd.dialects.openai_request import EFFORT_TO_THINK
 
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
+Recall = Callable[[str], "dict[str, Any] | None"]  # an output item id -> the item, if herd still has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,8 @@ def _output_text(value: Any, path: str) -> str:
 class _Conversation:
     """Builds the Ollama message list item by item (tool calls merge into the assistant turn before them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, recall: Recall) -> None:
+        self.recall = recall
         self.messages: list[dict[str, Any]] = []
         self.names: dict[str, str] = {}  # call_id → function name, for tool results
         self.thinking = ""
@@ -171,7 +176,14 @@ class _Conversation:
             parts = summary if isinstance(summary, list) else []
             self.thinking += "".join(str(p.get("text") or "") for p in parts if isinstance(p, dict))
         elif kind == "item_reference":
-            fail(f"{path}.type", "herd stores no responses: item references cannot be resolved")
+            ref = required_str(item, "id", path)
+            kept = self.recall(ref)
+            if kept is None:
+                fail(
+                    f"{path}.id",
+                    f"unknown item '{ref}': herd keeps only its recent output items; send the item",
+                )
+            self.add(kept, path)
         else:
             fail(
                 f"{path}.type",
@@ -258,12 +270,15 @@ ECHOED = (
 )
 
 
-def request_to_ollama(body: dict[str, Any]) -> tuple[dict[str, Any], ResponsesOptions]:
-    """Validate a Responses request and build the Ollama `/api/chat` body (always streamed upstream)."""
+def request_to_ollama(
+    body: dict[str, Any], recall: Recall = lambda _id: None
+) -> tuple[dict[str, Any], ResponsesOptions]:
+    """Validate a Responses request and build the Ollama `/api/chat` body (always streamed upstream).
+    `recall` finds an output item herd produced recently, for `item_reference` inputs."""
     model = required_str(body, "model")
     stream = optional(body, "stream", is_bool, "a boolean") is True
     _refuse_state(body)
-    conv = _Conversation()
+    conv = _Conversation(recall)
     instructions = optional(body, "instructions", is_str, "a string")
     if instructions:
         conv.messages.append({"role": "system", "content": instructions})

@@ -66,6 +66,7 @@ STREAMED: dict[str, tuple[str, str, str, Callable[[str], dict[str, Any]], dict[s
     ),
 }
 Event = tuple[str, dict[str, Any]]
+Keep = Callable[[list[dict[str, Any]]], None]
 
 
 def _arguments(args: Any) -> str:
@@ -78,8 +79,11 @@ class _Builder:
     """The Responses state machine over Ollama chunks: open items, their text, the final object. Each step
     appends its events to `events`; the encoder drains them."""
 
-    def __init__(self, model: str, response_id: str, created: int, opts: ResponsesOptions) -> None:
+    def __init__(
+        self, model: str, response_id: str, created: int, opts: ResponsesOptions, keep: Keep | None
+    ) -> None:
         self.model, self.response_id, self.created, self.opts = model, response_id, created, opts
+        self.keep = keep  # told the finished output items (herd.routing.items)
         self.seq = 0
         self.events: list[Event] = []
         self.started = False
@@ -218,6 +222,8 @@ class _Builder:
         self._close()
         status = self.status()
         self._emit("response.completed", response=self.response(status))
+        if self.keep is not None:
+            self.keep(self.output)
 
     def failed(self, message: str) -> None:
         self.start()
@@ -234,8 +240,10 @@ def _sse(events: list[Event]) -> bytes:
 class ResponsesStreamEncoder:
     """Re-encodes one Ollama chat stream as Responses API SSE events (a `herd.routing.relay.StreamEncoder`)."""
 
-    def __init__(self, model: str, response_id: str, created: int, opts: ResponsesOptions) -> None:
-        self._b = _Builder(model, response_id, created, opts)
+    def __init__(
+        self, model: str, response_id: str, created: int, opts: ResponsesOptions, keep: Keep | None = None
+    ) -> None:
+        self._b = _Builder(model, response_id, created, opts, keep)
 
     def encode(self, chunk: dict[str, Any]) -> bytes:
         self._b.chunk(chunk)
@@ -253,8 +261,10 @@ class ResponsesStreamEncoder:
 class ResponsesAccumulator:
     """Folds one Ollama chat stream into a single Responses API `response` object."""
 
-    def __init__(self, model: str, response_id: str, created: int, opts: ResponsesOptions) -> None:
-        self._b = _Builder(model, response_id, created, opts)
+    def __init__(
+        self, model: str, response_id: str, created: int, opts: ResponsesOptions, keep: Keep | None = None
+    ) -> None:
+        self._b = _Builder(model, response_id, created, opts, keep)
 
     def add(self, chunk: dict[str, Any]) -> None:
         self._b.chunk(chunk)

@@ -71,16 +71,16 @@ def _events(body: Any, outcome: RequestRecord) -> Response:
 
 async def create_response(svc: RouterServices) -> Response:
     body, tags = await _caller_body()
-    upstream_body, opts = responses.request_to_ollama(body)
+    upstream_body, opts = responses.request_to_ollama(body, svc.items.recall)
     outcome, opened = await _route(
         svc, upstream_body, path="/api/chat", requested=opts.model, stream=opts.stream, tags=tags
     )
     served = outcome.model if outcome.fallback else opts.model
     response_id, created = responses_stream.new_response_id(), int(time.time())
     if opts.stream:
-        encoder = responses_stream.ResponsesStreamEncoder(served, response_id, created, opts)
+        encoder = responses_stream.ResponsesStreamEncoder(served, response_id, created, opts, svc.items.keep)
         return _events(relay.sse(opened, outcome, encoder), outcome)
-    acc = responses_stream.ResponsesAccumulator(served, response_id, created, opts)
+    acc = responses_stream.ResponsesAccumulator(served, response_id, created, opts, svc.items.keep)
     result = await relay.fold(opened, outcome, acc)
     return Response(json.dumps(result), content_type=JSON, headers=outcome.response_headers())
 

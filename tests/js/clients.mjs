@@ -3,7 +3,7 @@
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { createOpenAI } from "@ai-sdk/openai";
-import { generateText, streamText } from "ai";
+import { generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 
 const [url, model] = process.argv.slice(2);
 const out = {};
@@ -33,5 +33,29 @@ const result = streamText({ model: provider(model), prompt: "hi", maxRetries: 0 
 let text = "";
 for await (const piece of result.textStream) text += piece;
 out.ai_stream = text;
+
+// A second turn refers back to the first answer (the SDK sends an item_reference by default), and a tool call
+// runs over two steps (function_call, then function_call_output).
+const first = await generateText({ model: provider(model), prompt: "hi", maxRetries: 0 });
+const followUp = await generateText({
+  model: provider(model),
+  messages: [{ role: "user", content: "hi" }, ...first.response.messages, { role: "user", content: "and?" }],
+  maxRetries: 0,
+});
+out.ai_second_turn = followUp.text;
+const weather = tool({
+  description: "Weather in a city",
+  inputSchema: jsonSchema({ type: "object", properties: { location: { type: "string" } }, required: ["location"] }),
+  execute: async ({ location }) => `sunny in ${location}`,
+});
+const withTools = await generateText({
+  model: provider(model),
+  prompt: "what is the weather in Paris?",
+  tools: { get_weather: weather },
+  stopWhen: stepCountIs(2),
+  maxRetries: 0,
+});
+out.ai_tool_steps = withTools.text;
+out.ai_tool_calls = withTools.steps[0].toolCalls.map((c) => [c.toolName, c.input]);
 
 console.log(JSON.stringify(out));
