@@ -89,6 +89,16 @@ async def test_langchain_openai_tools_over_two_turns_and_embeddings(
     assert sent[-1] == {"role": "tool", "content": "sunny in Paris", "tool_name": "get_weather"}
     streamed = await trio.to_thread.run_sync(lambda: "".join(str(c.content) for c in llm.stream("hi")))
     assert streamed == fleet.nodes["n1"].reply
+    responses = ChatOpenAI(
+        model=MODEL,
+        base_url=fleet.url + "/v1",
+        api_key="herd",  # type: ignore[arg-type]
+        max_retries=0,
+        use_responses_api=True,
+    )
+    answer = await trio.to_thread.run_sync(lambda: responses.invoke("hi"))
+    assert answer.text == fleet.nodes["n1"].reply and answer.usage_metadata["output_tokens"] > 0  # type: ignore[index]
+    responses.root_client.close()
     embedder = OpenAIEmbeddings(
         model="text-embedding-3-small",
         base_url=fleet.url + "/v1",
