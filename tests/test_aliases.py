@@ -31,6 +31,8 @@ def test_plan_resolves_aliases_and_strict_stops_at_the_first_target() -> None:
     assert p.models == ("llama3.2:3b", "qwen3:8b", "phi4:latest")
     strict = plan({"model": "gpt-4o-mini"}, strict_header="1", snap=FleetSnapshot(), cfg=cfg)
     assert strict.models == ("llama3.2:3b",)
+    tagged = plan({"model": "gpt-4o-mini:latest"}, strict_header=None, snap=FleetSnapshot(), cfg=cfg)
+    assert tagged.requested == "llama3.2:3b"  # an alias matches like any model name
     plain = plan({"model": "llama3.2:3b"}, strict_header=None, snap=FleetSnapshot(), cfg=cfg)
     assert plain.models == ("llama3.2:3b",)
     with pytest.raises(ValueError):
@@ -54,12 +56,12 @@ async def test_alias_serves_lists_and_falls_back(nursery: trio.Nursery, tmp_path
         )
         assert len(emb.data[0].embedding) > 0
         listed = {m.id: m for m in (await trio.to_thread.run_sync(c.models.list)).data}
-        assert listed["gpt-4o-mini:latest"].alias_of == ["llama3.2:3b", "qwen3:8b"]  # type: ignore[attr-defined]
+        assert listed["gpt-4o-mini"].alias_of == ["llama3.2:3b", "qwen3:8b"]  # type: ignore[attr-defined]
         one = await trio.to_thread.run_sync(lambda: c.models.retrieve("gpt-4o-mini"))
         assert one.alias_of == ["llama3.2:3b", "qwen3:8b"]  # type: ignore[attr-defined]
     tags = {m["name"]: m for m in (await fleet.http.get(fleet.url + "/api/tags")).json()["models"]}
-    assert tags["gpt-4o-mini:latest"]["alias_of"] == ["llama3.2:3b", "qwen3:8b"]
-    assert tags["gpt-4o-mini:latest"]["nodes"] == ["n2"] and "alias_of" not in tags["qwen3:8b"]
+    assert tags["gpt-4o-mini"]["alias_of"] == ["llama3.2:3b", "qwen3:8b"]
+    assert tags["gpt-4o-mini"]["nodes"] == ["n2"] and "alias_of" not in tags["qwen3:8b"]
 
     # the first target goes away: the alias substitutes its fallback, unless the caller is strict
     await fleet.beat("n2", draining=True)
@@ -79,7 +81,7 @@ async def test_aliases_are_a_runtime_setting(nursery: trio.Nursery, tmp_path: Pa
         fleet.url + "/fleet/settings", json={"aliases": {"claude-3-5-haiku": ["llama3.2:3b"]}}
     )
     assert resp.status_code == 200
-    assert resp.json()["toggles"]["aliases"] == {"claude-3-5-haiku:latest": ["llama3.2:3b"]}
+    assert resp.json()["toggles"]["aliases"] == {"claude-3-5-haiku": ["llama3.2:3b"]}
     resp = await fleet.http.post(fleet.url + "/api/chat", json=body)
     assert resp.status_code == 200 and resp.headers["x-herd-model"] == "llama3.2:3b"
     bad = await fleet.http.post(fleet.url + "/fleet/settings", json={"aliases": {"x": 1}})

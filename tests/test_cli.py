@@ -169,13 +169,13 @@ def test_version() -> None:
 def test_alias_flags_and_env() -> None:
     args, env = parse(["run", "--alias", "gpt-4o-mini=llama3.2:3b,qwen3:8b", "--alias", "emb=nomic"])
     assert router_config(args, env).routing.aliases == (
-        ("gpt-4o-mini:latest", ("llama3.2:3b", "qwen3:8b")),
-        ("emb:latest", ("nomic:latest",)),
+        ("gpt-4o-mini", ("llama3.2:3b", "qwen3:8b")),
+        ("emb", ("nomic:latest",)),
     )
     args, env = parse(["run"], {"FLEET_ALIASES": "a=m1,m2; b=m3"})
     assert dict(router_config(args, env).routing.aliases) == {
-        "a:latest": ("m1:latest", "m2:latest"),
-        "b:latest": ("m3:latest",),
+        "a": ("m1:latest", "m2:latest"),
+        "b": ("m3:latest",),
     }
     with pytest.raises(SystemExit):
         parse(["run", "--alias", "no-target"])

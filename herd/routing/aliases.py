@@ -20,12 +20,13 @@ NONE: Aliases = MappingProxyType({})
 
 
 def parse_one(spec: str) -> tuple[str, tuple[str, ...]]:
-    """`NAME=MODEL[,FALLBACK...]` → (normalized name, normalized models). Raises ValueError."""
+    """`NAME=MODEL[,FALLBACK...]` → (name as written, normalized models). Raises ValueError. The name is
+    listed as written (`gpt-4o-mini`, as clients expect it) and matched like any model name (`:latest`)."""
     name, eq, targets = spec.partition("=")
     models = tuple(normalize_model(m) for m in targets.split(",") if m.strip())
     if not eq or not name.strip() or not models:
         raise ValueError(f"alias {spec!r} must look like NAME=MODEL[,FALLBACK...]")
-    return normalize_model(name), models
+    return name.strip(), models
 
 
 def parse(specs: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -52,7 +53,10 @@ def to_json(aliases: Aliases) -> dict[str, list[str]]:
 
 def resolve(aliases: Aliases, model: str) -> tuple[str, ...] | None:
     """The models an alias stands for, in order; None when `model` is no alias."""
-    return aliases.get(normalize_model(model)) if aliases else None
+    if not aliases:
+        return None
+    wanted = normalize_model(model)
+    return next((models for name, models in aliases.items() if normalize_model(name) == wanted), None)
 
 
 def tag_entries(aliases: Aliases, merged: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -168,7 +168,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             entry = next(
                 e
                 for e in aliases.tag_entries(svc.settings.aliases, merged)
-                if e["name"] == normalize_model(model_id)
+                if normalize_model(e["name"]) == normalize_model(model_id)
             )
         if entry is None:
             raise ModelNotFound(f"The model '{model_id}' does not exist", param="model")
