@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -28,35 +29,48 @@ pytestmark = pytest.mark.skipif(
 
 
 async def installed() -> Path:
-    """The cache dir holding the pinned packages and the driver script, installed on first use."""
+    """The cache dir holding the pinned packages and the driver script, installed on first use (into a private
+    directory first, then renamed into place, so concurrent first runs never share a half-installed tree)."""
     spec = (JS / "package.json").read_bytes()
     target = CACHE / hashlib.sha256(spec).hexdigest()[:16]
-    done = target / ".installed"
-    if not done.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "package.json").write_bytes(spec)
+    if not (target / ".installed").exists():
+        staging = CACHE / f"{target.name}.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        (staging / "package.json").write_bytes(spec)
         cmd = ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"]
         result = await trio.run_process(
-            cmd, cwd=target, capture_stdout=True, capture_stderr=True, check=False
+            cmd, cwd=staging, capture_stdout=True, capture_stderr=True, check=False
         )
         if result.returncode != 0:
             pytest.fail(f"npm install failed: {result.stderr.decode()[-2000:]}")
-        done.write_text("ok")
-    shutil.copyfile(JS / "clients.mjs", target / "clients.mjs")  # ESM resolves packages beside the script
-    return target
+        (staging / ".installed").write_text("ok")
+        try:
+            staging.rename(target)
+        except OSError:  # another run installed it first (or a stale half-install is in the way)
+            if not (target / ".installed").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                staging.rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+    script = target / f"clients-{os.getpid()}.mjs"  # ESM resolves packages beside the script
+    shutil.copyfile(JS / "clients.mjs", script)
+    return script
 
 
 async def test_js_clients_through_the_router(nursery: trio.Nursery, tmp_path: Path) -> None:
-    where = await installed()
+    script = await installed()
     fleet = await start_fleet(nursery, tmp_path)
-    with trio.fail_after(120):
-        result = await trio.run_process(
-            ["node", "clients.mjs", fleet.url, MODEL],
-            cwd=where,
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
+    try:
+        with trio.fail_after(120):
+            result = await trio.run_process(
+                ["node", script.name, fleet.url, MODEL],
+                cwd=script.parent,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    finally:
+        script.unlink()
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     got = json.loads(result.stdout.decode().strip().splitlines()[-1])
     reply = fleet.nodes["n1"].reply
