@@ -187,6 +187,7 @@ def capability_error(model: FakeModel, req: Body, chat: bool) -> ApiError | None
         "completion": True,
         "tools": bool(chat and req.get("tools")),
         "thinking": bool(req.get("think")),
+        "insert": bool(not chat and req.get("suffix")),  # fill-in-the-middle
     }
     missing = [c for c, on in wanted.items() if on and c not in model.capabilities]
     if "completion" in missing:

@@ -275,3 +275,17 @@ async def test_responses_stream_cut_by_the_limit_still_completes(
         final = await trio.to_thread.run_sync(run)
     assert final.status == "incomplete" and final.incomplete_details.reason == "max_output_tokens"  # type: ignore[attr-defined]
     assert final.output_text == " ".join(fleet.nodes["n1"].reply.split(" ")[:2])  # type: ignore[attr-defined]
+
+
+async def test_completions_suffix_where_the_model_supports_it(nursery: trio.Nursery, tmp_path: Path) -> None:
+    coder = FakeModel("qwen2.5-coder:7b", capabilities=("completion", "insert"))
+    fleet = await start_fleet(nursery, tmp_path, {"n1": FakeOllama([FakeModel(MODEL), coder])})
+    with client(fleet.url) as c:
+        done = await trio.to_thread.run_sync(
+            lambda: c.completions.create(model="qwen2.5-coder:7b", prompt="def f(", suffix="return x")
+        )
+        assert done.choices[0].text and fleet.nodes["n1"].requests[-1][1]["suffix"] == "return x"
+        with pytest.raises(openai.BadRequestError, match="does not support insert"):
+            await trio.to_thread.run_sync(
+                lambda: c.completions.create(model=MODEL, prompt="def f(", suffix="return x")
+            )
