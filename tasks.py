@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -29,8 +30,19 @@ PY = BIN / "python"
 
 
 def _run(*cmd: str | Path, check: bool = True) -> int:
+    """Run a child to its end. Ctrl-C reaches the child too (same process group): this process only waits for
+    it to exit on its own terms and passes its status on, instead of a traceback from here."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.run([str(c) for c in cmd], cwd=ROOT, check=check).returncode
+    # A handler (not SIG_IGN, which a child would inherit) keeps SIGINT from interrupting the wait; exec resets
+    # it to the default in the child.
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        rc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT).wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if check and rc != 0:
+        raise subprocess.CalledProcessError(rc, [str(c) for c in cmd])
+    return rc if rc >= 0 else 128 - rc  # killed by signal N: the shell's 128 + N
 
 
 def setup(extras: str = "dev") -> None:
@@ -133,7 +145,12 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in TASKS:
         print(__doc__)
         return 2
-    return TASKS[argv[0]](argv[1:])
+    try:
+        return TASKS[argv[0]](argv[1:])
+    except subprocess.CalledProcessError as exc:  # a setup step failed (or was interrupted): it said why
+        return exc.returncode if exc.returncode > 0 else 128 - exc.returncode
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -32,6 +32,13 @@ SCHEMAS |= {
 }
 SCHEMAS |= {"/api/delete": ("DeleteRequest", {"model": "string", "name": "string"})}
 SCHEMAS |= {"/api/copy": ("CopyRequest", {"source": "string", "destination": "string"})}
+CREATE = {"model": "string", "from": "string", "files": "map[string]string", "adapters": "map[string]string"}
+CREATE |= {"template": "string", "system": "string", "parameters": "map[string]interface {}"}
+CREATE |= {"messages": "[]api.Message", "stream": "bool", "quantize": "string"}
+SCHEMAS |= {"/api/create": ("CreateRequest", CREATE)}
+SCHEMAS |= {
+    "/api/push": ("PushRequest", {"model": "string", "name": "string", "insecure": "bool", "stream": "bool"})
+}
 GO_SYNTAX = {"Expecting property name": "looking for beginning of object key string"}
 GO_SYNTAX |= {"Expecting ':'": "after object key", "Expecting ','": "after object key:value pair"}
 DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
@@ -180,6 +187,7 @@ def capability_error(model: FakeModel, req: Body, chat: bool) -> ApiError | None
         "completion": True,
         "tools": bool(chat and req.get("tools")),
         "thinking": bool(req.get("think")),
+        "insert": bool(not chat and req.get("suffix")),  # fill-in-the-middle
     }
     missing = [c for c, on in wanted.items() if on and c not in model.capabilities]
     if "completion" in missing:
@@ -259,7 +267,8 @@ def plan_reply(req: Body, chat: bool, reply: str, num_chunks: int | None) -> tup
     thoughts = thoughts if req.get("think") else []
     messages = req.get("messages") or []
     last_user = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
-    if chat and req.get("tools") and "weather" in last_user.lower():
+    answered = bool(messages) and messages[-1].get("role") == "tool"  # a tool result gets a text answer
+    if chat and req.get("tools") and "weather" in last_user.lower() and not answered:
         name = (req["tools"][0].get("function") or {}).get("name", "")
         call = {"function": {"name": name, "arguments": {"location": "Paris"}}}
         return [*thoughts, piece(chat, "", "", [call])], "stop", len(thoughts) + 12

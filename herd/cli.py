@@ -163,6 +163,16 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     add_security_flags(run, env)
 
+    run.add_argument(
+        "--alias",
+        action="append",
+        default=None,
+        type=_alias_spec,
+        metavar="NAME=MODEL[,FALLBACK...]",
+        help="serve requests for NAME with MODEL (then each FALLBACK); repeatable, also a runtime setting "
+        "(env FLEET_ALIASES, entries separated by ';' or spaces)",
+    )
+
     add_node_parser(sub, env)
     pull = sub.add_parser(
         "pull",
@@ -209,6 +219,26 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _alias_spec(raw: str) -> str:
+    from herd.routing.aliases import parse_one
+
+    try:
+        parse_one(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return raw
+
+
+def _aliases(flags: list[str] | None, env: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    from herd.routing.aliases import parse
+
+    specs = flags if flags else [env.get("FLEET_ALIASES", "")]
+    try:
+        return tuple(parse(specs).items())
+    except ValueError as exc:
+        raise SystemExit(f"herd run: FLEET_ALIASES: {exc}") from exc
+
+
 def _keep_alive(raw: str | None) -> str | int | None:
     """Ollama takes a duration string ("30m") or a number of seconds (-1 = forever)."""
     if raw is None:
@@ -248,6 +278,7 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
             vram_fallback=args.vram_fallback,
             keep_alive=_keep_alive(args.keep_alive),
             dynamic_context=args.dynamic_context,
+            aliases=_aliases(args.alias, env),
         ),
     )
 

@@ -64,6 +64,8 @@ class RoutingConfig:
     keep_alive: str | int | None = None
     # Size num_ctx per model from observed prompt lengths (herd.routing.dyncontext); off by default.
     dynamic_context: bool = False
+    # Model aliases: name -> models tried in order (see herd/routing/aliases.py); the runtime setting starts here.
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

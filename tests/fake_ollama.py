@@ -2,7 +2,9 @@
 
 A raw ASGI app served by hypercorn's trio worker on 127.0.0.1:0. It answers `/`, `/api/version|tags|
 ps|show|chat|generate|embed|embeddings` field for field like Ollama 0.12 (the pure wire format is in
-bench/ollama_wire.py). Replies are canned words, one NDJSON chunk per word; knobs inject failures and
+bench/ollama_wire.py), and model management: pull, copy, delete, create (new form: `from` a model, or
+`files`/`adapters` naming uploaded blobs), push, and `HEAD`/`POST /api/blobs/:digest` (201 when the body's
+sha256 matches, 200 if already there, 400 on a mismatch; HEAD 200/404). Replies are canned words, one NDJSON chunk per word; knobs inject failures and
 counters show what the router did upstream. Importable without pytest (bench/fake_node.py runs it).
 Known deviation: chat with empty `messages` answers normally (Ollama would only load the model,
 done_reason "load"); generate with an empty prompt behaves like Ollama ("load"; "unload" if keep_alive 0).
@@ -10,6 +12,8 @@ done_reason "load"); generate with an empty prompt behaves like Ollama ("load"; 
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -49,6 +53,9 @@ JSON_CT = b"application/json; charset=utf-8"
 ROUTES = {"/": "GET HEAD", "/api/version": "GET HEAD", "/api/tags": "GET HEAD", "/api/ps": "GET"}
 ROUTES |= dict.fromkeys(("/api/show", "/api/chat", "/api/generate", "/api/embed", "/api/embeddings"), "POST")
 ROUTES |= {"/api/pull": "POST", "/api/copy": "POST", "/api/delete": "DELETE"}
+ROUTES |= {"/api/create": "POST", "/api/push": "POST"}
+DIGEST = re.compile(r"sha256[:-][0-9a-f]{64}")
+BLOBS_DIR = "/root/.ollama/models/blobs"
 
 
 def response(status: int, body: bytes, ctype: bytes = JSON_CT) -> list[Message]:
@@ -94,6 +101,8 @@ class FakeOllama(FakeServer):
         self.fail_after_chunks: int | None = None
         self.stall_after_chunks: int | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.blobs: dict[str, int] = {}  # uploaded blobs: digest -> size (like ~/.ollama/models/blobs)
+        self.pushed: list[str] = []
         self.active_streams = self.cancelled_streams = self.completed_streams = 0
         self._expires: dict[str, float] = {}
         self._modified = rfc3339(time.time_ns() - 3 * 86_400 * 10**9, local=True)  # "pulled 3 days ago"
@@ -103,6 +112,8 @@ class FakeOllama(FakeServer):
 
     async def handle(self, scope: Message, raw: bytes, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
+        if path.startswith("/api/blobs/"):
+            return await self._blob(method, path.removeprefix("/api/blobs/"), raw, send)
         allowed = ROUTES.get(path, "")
         if method not in allowed.split():
             text = b"405 method not allowed" if allowed else b"404 page not found"
@@ -156,6 +167,10 @@ class FakeOllama(FakeServer):
             )
         if path in ("/api/pull", "/api/delete", "/api/copy"):
             return await self._manage(path, req, send)
+        if path == "/api/create":
+            return await self._progress(send, self._create(req), req.get("stream") is not False)
+        if path == "/api/push":
+            return await self._progress(send, self._push(req), req.get("stream") is not False)
         if path in ("/api/embed", "/api/embeddings"):
             self._load(self._model(name), keep_alive_seconds(req.get("keep_alive")))
             return await _send(send, response(200, dumps(embed_body(req, path == "/api/embeddings"))))
@@ -202,18 +217,88 @@ class FakeOllama(FakeServer):
             {"status": "success"},
         ]
         self.models[norm(name)] = FakeModel(name)
-        if req.get("stream") is False:
-            return await _send(send, response(200, dumps(steps[-1])))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/x-ndjson")],
-            }
-        )
+        await self._progress(send, steps, req.get("stream") is not False)
+
+    async def _progress(self, send: Send, steps: list[Body], stream: bool) -> None:
+        """Ollama's progress reply: NDJSON lines, or (`stream: false`) the last one alone; an `error` step
+        ends it (status 500 without streaming, as Ollama answers a failed create or push)."""
+        if not stream:
+            status = 500 if "error" in steps[-1] else 200
+            return await _send(send, response(status, dumps(steps[-1])))
+        headers = [(b"content-type", b"application/x-ndjson")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         for step in steps[:-1]:
             await send({"type": "http.response.body", "body": dumps(step) + b"\n", "more_body": True})
         await send({"type": "http.response.body", "body": dumps(steps[-1]) + b"\n"})
+
+    async def _blob(self, method: str, digest: str, raw: bytes, send: Send) -> None:
+        """`HEAD /api/blobs/:digest`: 200 if uploaded, else 404. `POST`: 201 once the body's sha256 matches
+        (200 if already there), 400 on a bad digest or a mismatch."""
+        if method not in ("HEAD", "POST"):
+            return await _send(send, response(405, b"405 method not allowed", b"text/plain"))
+        if not DIGEST.fullmatch(digest):
+            return await _send(send, response(400, dumps({"error": "invalid digest format"})))
+        digest = digest.replace("-", ":", 1)
+        if method == "HEAD":
+            found = digest in self.blobs
+            body = b"" if found else dumps({"error": f'blob "{digest}" not found'})
+            return await _send(send, response(200 if found else 404, body))  # hypercorn drops a HEAD body
+        if digest in self.blobs:
+            return await _send(send, response(200, b""))
+        got = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if got != digest:
+            return await _send(
+                send, response(400, dumps({"error": f"digest mismatch, expected {digest}, got {got}"}))
+            )
+        self.blobs[digest] = len(raw)
+        await _send(send, response(201, b""))
+
+    def _create(self, req: Body) -> list[Body]:
+        """The steps of `/api/create` (new form: `from` a model, or `files`/`adapters` of uploaded blobs)."""
+        name = req.get("model") or req.get("name") or ""
+        if not name:
+            return [{"error": "invalid model name"}]
+        files: dict[str, str] = {**(req.get("files") or {}), **(req.get("adapters") or {})}
+        base_name = req.get("from") or ""
+        if not base_name and not files:
+            return [{"error": "neither 'from' or 'files' was specified"}]
+        steps: list[Body] = []
+        if files:
+            steps.append({"status": "parsing GGUF"})
+            for digest in files.values():
+                if digest not in self.blobs:
+                    blob = f"{BLOBS_DIR}/{digest.replace(':', '-')}"
+                    return [*steps, {"error": f"open {blob}: no such file or directory"}]
+                steps.append({"status": f"using existing layer {digest}"})
+            model = FakeModel(name, size=sum(self.blobs[d] for d in files.values()))
+        else:
+            base = self.models.get(norm(base_name))
+            if base is None:
+                return [{"status": "pulling manifest"}, {"error": "pull model manifest: file does not exist"}]
+            steps.append({"status": "reading model metadata"})
+            if req.get("system"):
+                steps.append({"status": "creating system layer"})
+            steps.append({"status": f"using already created layer sha256:{base.digest}"})
+            model = FakeModel(name, size=base.size, family=base.family, capabilities=base.capabilities)
+        if req.get("quantize"):
+            steps.append({"status": f"quantizing F16 model to {str(req['quantize']).upper()}"})
+        self.models[norm(name)] = model
+        return [*steps, {"status": "writing manifest"}, {"status": "success"}]
+
+    def _push(self, req: Body) -> list[Body]:
+        name = req.get("model") or req.get("name") or ""
+        model = self.models.get(norm(name)) if name else None
+        if model is None:
+            return [
+                {"status": "retrieving manifest"},
+                {"error": f"open manifest for {name}: file does not exist"},
+            ]
+        digest = "sha256:" + model.digest
+        steps: list[Body] = [{"status": "retrieving manifest"}]
+        steps += [{"status": "starting upload", "digest": digest, "total": model.size}]
+        steps += [{"status": "pushing manifest"}, {"status": "success"}]
+        self.pushed.append(model.name)
+        return steps
 
     async def _generate(
         self, req: Body, chat: bool, cold: bool, receive: Receive, send: Send, unload: str | None

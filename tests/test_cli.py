@@ -164,3 +164,21 @@ def test_version() -> None:
         [sys.executable, "-m", "herd", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"herd {__version__}"
+
+
+def test_alias_flags_and_env() -> None:
+    args, env = parse(["run", "--alias", "gpt-4o-mini=llama3.2:3b,qwen3:8b", "--alias", "emb=nomic"])
+    assert router_config(args, env).routing.aliases == (
+        ("gpt-4o-mini", ("llama3.2:3b", "qwen3:8b")),
+        ("emb", ("nomic:latest",)),
+    )
+    args, env = parse(["run"], {"FLEET_ALIASES": "a=m1,m2; b=m3"})
+    assert dict(router_config(args, env).routing.aliases) == {
+        "a": ("m1:latest", "m2:latest"),
+        "b": ("m3:latest",),
+    }
+    with pytest.raises(SystemExit):
+        parse(["run", "--alias", "no-target"])
+    args, env = parse(["run"], {"FLEET_ALIASES": "broken"})
+    with pytest.raises(SystemExit):
+        router_config(args, env)

@@ -63,7 +63,10 @@ async def test_a_slow_subscriber_drops_frames_instead_of_blocking() -> None:
 async def test_settings_toggle_and_read_only_config(nursery: trio.Nursery, tmp_path: Path) -> None:
     fleet = await start_fleet(nursery, tmp_path)
     got = (await fleet.http.get(fleet.url + "/fleet/settings")).json()
-    assert got["toggles"] == {"vram_fallback": False, "auto_pull": False} and got["config"]["port"] == 0
+    assert (
+        got["toggles"] == {"vram_fallback": False, "auto_pull": False, "aliases": {}}
+        and got["config"]["port"] == 0
+    )
     resp = await fleet.http.post(fleet.url + "/fleet/settings", json={"vram_fallback": True})
     assert (
         resp.json()["toggles"]["vram_fallback"] is True and fleet.router.services.policy_now().vram_fallback

@@ -107,3 +107,54 @@ async def test_auto_pull_when_enabled(nursery: trio.Nursery, tmp_path: Path) -> 
     resp = await fleet.http.post(fleet.url + "/api/chat", json=body)
     assert resp.status_code == 200 and resp.headers["x-herd-node"] == "a"
     assert [p for p, _ in nodes["a"].requests if p == "/api/pull"] == ["/api/pull"]
+
+
+async def test_catalog_follows_pull_delete_and_copy_at_once(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """No heartbeat is sent after start: the listings change because the router edits its own view."""
+    nodes = two_nodes()
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+
+    async def tags() -> dict[str, list[str]]:
+        listed = (await fleet.http.get(fleet.url + "/api/tags")).json()["models"]
+        return {m["name"]: m["nodes"] for m in listed}
+
+    async def model_ids() -> set[str]:
+        return {m["id"] for m in (await fleet.http.get(fleet.url + "/v1/models")).json()["data"]}
+
+    resp = await fleet.http.post(fleet.url + "/api/pull", json={"model": "qwen3:8b", "node": "a"})
+    assert resp.status_code == 200 and resp.text.strip().endswith('{"status":"success"}')
+    assert (await tags())["qwen3:8b"] == ["a"] and "qwen3:8b" in await model_ids()
+    resp = await fleet.http.post(
+        fleet.url + "/api/pull", json={"model": "phi4", "node": "b", "stream": False}
+    )
+    assert resp.status_code == 200 and (await tags())["phi4:latest"] == ["b"]
+    resp = await fleet.http.post(fleet.url + "/api/copy", json={"source": MODEL, "destination": "mine:v1"})
+    assert resp.status_code == 200
+    listed = {m["name"]: m for m in (await fleet.http.get(fleet.url + "/api/tags")).json()["models"]}
+    assert listed["mine:v1"]["nodes"] == ["a", "b"] and listed["mine:v1"]["size"] == listed[MODEL]["size"]
+    resp = await fleet.http.request("DELETE", fleet.url + "/api/delete", json={"model": MODEL, "node": "b"})
+    assert resp.status_code == 200 and (await tags())[MODEL] == ["a"]
+    resp = await fleet.http.request("DELETE", fleet.url + "/api/delete", json={"model": MODEL})
+    assert resp.status_code == 200 and MODEL not in await tags() and MODEL not in await model_ids()
+    # the node's next heartbeat is the truth again
+    await fleet.beat("a")
+    assert set(await tags()) == {"qwen3:8b", "mine:v1", "phi4:latest"}
+
+
+def test_catalog_edits_are_pure() -> None:
+    from conftest import heartbeat_json
+
+    from herd.fleet.catalog_edit import added, removed
+    from herd.fleet.heartbeat import parse_heartbeat
+    from herd.fleet.state import FleetSnapshot, apply_heartbeat
+
+    hb = parse_heartbeat(heartbeat_json("a", "http://a", [MODEL], [MODEL]))
+    snap = apply_heartbeat(FleetSnapshot(), hb, now=10.0)
+    assert added(snap, "ghost", "x", 0.0) is snap and removed(snap, "a", "nope") is snap
+    copied = added(snap, "a", "mine", 5.0, like=MODEL)
+    node = copied.nodes["a"]
+    assert node.models == {MODEL, "mine:latest"} and node.sizes["mine:latest"] == 2_000_000_000
+    assert node.last_seen == 10.0 and node.status is snap.nodes["a"].status
+    gone = removed(copied, "a", MODEL).nodes["a"]
+    assert gone.models == {"mine:latest"} and gone.loaded == frozenset() and gone.heartbeat.loaded == ()
+    assert snap.nodes["a"].models == {MODEL}  # the old snapshot is untouched

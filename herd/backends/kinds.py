@@ -23,6 +23,8 @@ from herd.fleet.state import NodeState, normalize_model
 
 OPENAI_PATHS = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
 HERD_FIELDS = frozenset({"fallback_models", "metadata"})  # herd's own request fields, never forwarded
+# Routed path → the OpenAI route an OpenAI caller's own body goes to on an OpenAI node (the native path).
+NATIVE_PATHS = {"/api/chat": "/v1/chat/completions", "/api/generate": "/v1/completions"}
 
 Wrap = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
 
@@ -57,14 +59,14 @@ async def _loaded(model: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[byt
     yield json.dumps({"model": model, "response": "", "done": True, "done_reason": "load"}).encode() + b"\n"
 
 
-def _native(node: NodeState, native: dict[str, Any], model: str) -> NodeRequest:
-    """An OpenAI caller's own chat body for an OpenAI node: only the model is renamed (and usage asked for,
+def _native(node: NodeState, native: dict[str, Any], model: str, path: str) -> NodeRequest:
+    """An OpenAI caller's own chat (or completions) body for an OpenAI node: only the model is renamed (and usage asked for,
     so the record gets real counts; the relay drops that chunk if the caller did not ask for it)."""
     out = {k: v for k, v in native.items() if k not in HERD_FIELDS}
     out["model"] = model_id(node, model)
     if out.get("stream") is True:
         out["stream_options"] = {**(out.get("stream_options") or {}), "include_usage": True}
-    return NodeRequest("POST", "/v1/chat/completions", json.dumps(out).encode(), native=True)
+    return NodeRequest("POST", NATIVE_PATHS[path], json.dumps(out).encode(), native=True)
 
 
 def request_for(
@@ -76,8 +78,8 @@ def request_for(
         return NodeRequest("POST", path, body)
     if path not in OPENAI_PATHS:
         raise BadRequest(f"node {node.node_id} is an OpenAI-compatible server and cannot serve {path}")
-    if native is not None and path == "/api/chat" and model is not None:
-        return _native(node, native, model)
+    if native is not None and path in NATIVE_PATHS and model is not None:
+        return _native(node, native, model, path)
     obj = json.loads(body)
     model = str(obj.get("model", ""))
     if path == "/api/generate" and _load_only(obj):

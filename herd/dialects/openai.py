@@ -64,7 +64,7 @@ def model_object(entry: dict[str, Any]) -> dict[str, Any]:
         "created": unix_time(entry.get("modified_at")),
         "owned_by": _owner(name),
     }
-    for extra in ("capabilities", "nodes"):  # herd's additions: what it can do, and where it runs
+    for extra in ("capabilities", "nodes", "alias_of"):  # herd's additions: what it can do, and where it runs
         if extra in entry:
             out[extra] = entry[extra]
     return out

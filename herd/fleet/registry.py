@@ -47,6 +47,10 @@ class Registry:
         elif hb.draining and not before.heartbeat.draining:
             log.info("node %s is draining", hb.node_id)
 
+    def edit(self, change: Callable[[FleetSnapshot], FleetSnapshot]) -> None:
+        """Apply a pure catalog edit (`herd.fleet.catalog_edit`) to the live snapshot at once."""
+        self._swap(change(self.snapshot))
+
     def pause(self, node_id: str, paused: bool) -> bool:
         """Take a node out of rotation (or back in); False if the node is unknown."""
         if node_id not in self.snapshot.nodes:

@@ -119,6 +119,9 @@ def _capabilities(raw: list[object], backend: str) -> frozenset[str]:
     return caps
 
 
+capabilities_of = _capabilities  # for herd.fleet.catalog_edit
+
+
 def apply_heartbeat(snap: FleetSnapshot, hb: Heartbeat, now: float) -> FleetSnapshot:
     previous = snap.nodes.get(hb.node_id)
     loaded = frozenset(normalize_model(m["name"]) for m in hb.loaded)

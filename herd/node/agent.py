@@ -119,6 +119,10 @@ class HttpSink:
             raise SinkError(f"router answered {resp.status_code}: {resp.text[:200]}")
 
 
+def _names(hb: Heartbeat | None) -> list[str]:
+    return [str(m.get("name")) for m in hb.models] if hb is not None else []
+
+
 class Agent:
     """Service: one heartbeat every `interval` seconds until cancelled."""
 
@@ -141,6 +145,7 @@ class Agent:
         backend: str = OLLAMA,
         media: MediaScout | None = None,
         guest: GuestReporter | None = None,
+        on_report: Callable[[str, Heartbeat], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -158,6 +163,7 @@ class Agent:
         self.backend = backend
         self.media = media
         self.guest = guest
+        self.on_report = on_report  # told (router, heartbeat) on joining and when the models reported change
         self._openai = OpenAIProber(client, backend_url) if backend == OPENAI else None
         self.sent = 0
         self.last: Heartbeat | None = None
@@ -179,6 +185,10 @@ class Agent:
                     self.backend_url,
                     probe.version,
                     len(probe.models),
+                )
+            elif self.require_backend and not self._backend_seen:  # the router's optional local Ollama
+                log.info(
+                    "no Ollama answers at %s (optional: it joins as a node once it does)", self.backend_url
                 )
             else:
                 log.warning("backend %s is down: %s", self.backend_url, probe.error)
@@ -217,8 +227,11 @@ class Agent:
                 log.warning("cannot reach %s: %s (retrying with backoff)", self.sink.describe(), exc)
             self._router_ok = False
             return False
-        if self._router_ok is not True:
+        joined = self._router_ok is not True
+        if joined:
             log.info("reporting to %s as %s", self.sink.describe(), self.node_id)
+        if self.on_report is not None and (joined or _names(hb) != _names(self.last)):
+            self.on_report(self.sink.describe(), hb)
         self._router_ok = True
         self.sent += 1
         self.last = hb

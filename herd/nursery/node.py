@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from herd.banner import joined_line
 from herd.config import NodeConfig
 from herd.fleet.discovery import browse_router, default_interfaces
 from herd.fleet.guest import GuestState
@@ -90,6 +91,9 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandSer
         backend=cfg.backend,
         media=media,
         guest=guest,
+        on_report=lambda router, hb: print(
+            joined_line(cfg.node_id, router, [str(m.get("name")) for m in hb.models]), flush=True
+        ),
     )
 
 

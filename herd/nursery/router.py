@@ -29,6 +29,7 @@ from herd.insight.runner import BenchRunner
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
 from herd.node.probes.sample import GuestProbe
+from herd.nursery.announce import Announcer
 from herd.nursery.supervise import Supervised
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
@@ -76,8 +77,8 @@ class Router:
         self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = RawUpstream(cfg.upstream)
-        settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback)
         self.contexts = ContextBook() if rcfg.dynamic_context else None
+        settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback, aliases=dict(rcfg.aliases))
         self.services = RouterServices(
             cfg=cfg,
             registry=self.registry,
@@ -105,6 +106,7 @@ class Router:
                 thinking_multiplier=rcfg.thinking_multiplier,
                 thinking_min_predict=rcfg.thinking_min_predict,
                 keep_alive=rcfg.keep_alive,
+                aliases=settings.aliases,
             ),
             gate=FleetGate(Verifier(cfg.trust.token) if cfg.trust.token else None),
         )
@@ -219,9 +221,15 @@ async def run_until_signalled(service: Any, stop: Callable[[], None]) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def main_router(cfg: RouterConfig) -> None:
-    """`herd run`: the router plus the duties enabled in config, until a signal."""
-    router = Router(cfg, duties=optional_duties(cfg))
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+async def main_router(cfg: RouterConfig, write: Callable[[str], None] = _print) -> None:
+    """`herd run`: the router plus the duties enabled in config, until a signal; says so once it is ready."""
+    duties = optional_duties(cfg)
+    duties.append(lambda svc, urls: Announcer(cfg, svc, urls, write))
+    router = Router(cfg, duties=duties)
     await run_until_signalled(router, router.stop)
 
 

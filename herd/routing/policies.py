@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from herd.errors import BadRequest
 from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
+from herd.routing.aliases import NONE, Aliases, resolve
 
 THINKING = re.compile(r"(^|/)(deepseek-r1|qwq|gpt-oss|phi4-reasoning|magistral)([:-]|$)")
 QWEN3 = re.compile(r"(^|/)qwen3([:-]|$)")
@@ -30,6 +31,8 @@ class PolicyConfig:
     thinking_multiplier: float = 4.0
     thinking_min_predict: int = 1024
     keep_alive: str | int | None = None
+    # model aliases (herd.routing.aliases): the first target serves, the rest fall back
+    aliases: Aliases = field(default_factory=lambda: NONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +97,13 @@ def plan(
         raise BadRequest("'fallback_models' must be a list of model names", param="fallback_models")
     strict = (strict_header or "").strip().lower() in ("1", "true", "yes")
     clean = {k: v for k, v in body.items() if k != "fallback_models"} if "fallback_models" in body else body
+    targets = resolve(cfg.aliases, requested) or ()
+    if targets:  # an alias: its first model is what is asked for; strict requests get no further substitute
+        requested = targets[0]
+        clean = {**clean, "model": requested}
     models = [requested]
     if not strict:
+        models += targets[1:]
         models += [normalize_model(m) for m in fallbacks if normalize_model(m) != requested]
         if cfg.vram_fallback:
             substitute = vram_substitute(snap, requested)

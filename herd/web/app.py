@@ -11,6 +11,7 @@ from herd.observe.broadcaster import Broadcaster
 from herd.services import RouterServices
 from herd.web import (
     analytics_api,
+    authoring_api,
     dashboard,
     errors,
     fleet_api,
@@ -19,6 +20,7 @@ from herd.web import (
     media_api,
     ollama_api,
     openai_api,
+    responses_api,
 )
 
 
@@ -41,4 +43,6 @@ def create_app(services: RouterServices, broadcaster: Broadcaster) -> QuartTrio:
     app.register_blueprint(analytics_api.blueprint(services))
     app.register_blueprint(insight_api.blueprint(services))
     app.register_blueprint(dashboard.blueprint(services, broadcaster))
+    app.register_blueprint(responses_api.blueprint(services))
+    app.register_blueprint(authoring_api.blueprint(services))
     return app

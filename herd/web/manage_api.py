@@ -5,7 +5,8 @@ These are not generations: they hold no slot and skip the holding queue."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
@@ -13,13 +14,16 @@ from quart import Blueprint, Response, request
 
 from herd.backends.upstream import UpstreamError
 from herd.dialects import ollama as codec
-from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, NotFound, UpstreamFailed, UpstreamStatus
+from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
+from herd.fleet import catalog_edit
 from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
 from herd.reqscope import request_stack
+from herd.routing.authoring import named_node
 from herd.routing.select import manages_models, pull_target
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
+Edit = Callable[[FleetSnapshot, str], FleetSnapshot]  # a catalog edit for one node, after success
 
 
 def _name(body: dict[str, Any], *keys: str) -> str:
@@ -31,19 +35,7 @@ def _name(body: dict[str, Any], *keys: str) -> str:
 
 
 def _named_node(snap: FleetSnapshot, body: dict[str, Any]) -> NodeState | None:
-    node_id = body.get("node")
-    if node_id is None:
-        return None
-    if not isinstance(node_id, str) or node_id not in snap.nodes:
-        raise NotFound(f"no node '{node_id}' in the fleet", param="node")
-    node = snap.nodes[node_id]
-    if not manages_models(node):
-        raise BadRequest(
-            f"node '{node_id}' is an OpenAI-compatible server: herd cannot pull, delete or copy its models "
-            "(manage them on that server)",
-            param="node",
-        )
-    return node
+    return named_node(snap, body.get("node"))
 
 
 def blueprint(svc: RouterServices) -> Blueprint:
@@ -67,8 +59,15 @@ def blueprint(svc: RouterServices) -> Blueprint:
             raise NoNodeAvailable("no node is online to pull to", retry_after=5)
         upstream_body = {k: v for k, v in body.items() if k != "node"}
         headers = {"X-Herd-Node": node.node_id, "X-Herd-Model": normalize_model(model)}
+        now = time.time()
+
+        def pulled(snap: FleetSnapshot) -> FleetSnapshot:
+            return catalog_edit.added(snap, node.node_id, model, now)
+
         if not codec.wants_stream(body):
             status, data = await forward(node, "POST", "/api/pull", upstream_body)
+            if status == 200:
+                svc.registry.edit(pulled)
             return Response(data, status=status, content_type=JSON, headers=headers)
         stack = request_stack(request.scope)
         try:
@@ -81,17 +80,22 @@ def blueprint(svc: RouterServices) -> Blueprint:
             raise UpstreamStatus(resp.status, (await resp.read()).decode("utf-8", "replace")[:300])
 
         async def progress() -> AsyncIterator[bytes]:
+            last = b""
             try:
                 async for chunk in resp.chunks():
+                    last = (last + chunk)[-64:]
                     yield chunk
             except UpstreamError as exc:
                 yield codec.error_line(f"herd: pull on {node.node_id} broke off: {exc}")
+                return
+            if b'"status":"success"' in last.replace(b" ", b""):
+                svc.registry.edit(pulled)
 
         response = Response(progress(), content_type="application/x-ndjson", headers=headers)
         response.timeout = None
         return response
 
-    async def on_nodes(path: str, method: str, body: dict[str, Any], model: str) -> Response:
+    async def on_nodes(path: str, method: str, body: dict[str, Any], model: str, edit: Edit) -> Response:
         snap = svc.registry.snapshot
         named = _named_node(snap, body)
         wanted = normalize_model(model)
@@ -107,6 +111,8 @@ def blueprint(svc: RouterServices) -> Blueprint:
         for node in targets:
             status, _ = await forward(node, method, path, upstream_body)
             results[node.node_id] = status
+            if status == 200:
+                svc.registry.edit(lambda snap: edit(snap, node.node_id))  # noqa: B023  (applied at once)
         ok = [n for n, s in results.items() if s == 200]
         status = 200 if ok else (404 if all(s == 404 for s in results.values()) else 502)
         payload: dict[str, Any] = {"nodes": results}
@@ -117,12 +123,21 @@ def blueprint(svc: RouterServices) -> Blueprint:
     @bp.delete("/api/delete")
     async def delete() -> Response:
         body = codec.parse_body(await request.get_data(cache=False, as_text=False, parse_form_data=False))
-        return await on_nodes("/api/delete", "DELETE", body, _name(body, "model", "name"))
+        model = _name(body, "model", "name")
+        return await on_nodes(
+            "/api/delete", "DELETE", body, model, lambda snap, n: catalog_edit.removed(snap, n, model)
+        )
 
     @bp.post("/api/copy")
     async def copy() -> Response:
         body = codec.parse_body(await request.get_data(cache=False, as_text=False, parse_form_data=False))
-        _name(body, "destination")
-        return await on_nodes("/api/copy", "POST", body, _name(body, "source"))
+        source, dest, now = _name(body, "source"), _name(body, "destination"), time.time()
+        return await on_nodes(
+            "/api/copy",
+            "POST",
+            body,
+            source,
+            lambda snap, n: catalog_edit.added(snap, n, dest, now, like=source),
+        )
 
     return bp

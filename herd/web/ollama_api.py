@@ -18,7 +18,7 @@ from herd.errors import ModelNotFound
 from herd.fleet import catalog
 from herd.fleet.state import normalize_model
 from herd.reqscope import request_stack
-from herd.routing import policies, relay
+from herd.routing import aliases, policies, relay
 from herd.services import RouterServices
 
 NDJSON = "application/x-ndjson"
@@ -115,7 +115,9 @@ def blueprint(svc: RouterServices) -> Blueprint:
     async def show() -> Response:
         raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
         name = codec.validate_show(codec.parse_body(raw))
-        model = normalize_model(name)
+        model = (aliases.resolve(svc.settings.aliases, name) or (normalize_model(name),))[0]
+        if model != normalize_model(name):  # an alias: show its model
+            raw = json.dumps({**json.loads(raw), "model": model, "name": model}).encode()
         if not svc.registry.snapshot.knows_model(model):
             raise ModelNotFound(f"model '{name}' not found", param="model")
         node, status, data = await svc.proxy.call(model, "/api/show", raw)
@@ -128,7 +130,8 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/api/tags")
     async def tags() -> Response:
-        return _json({"models": catalog.merged_tags(svc.registry.snapshot)})
+        merged = catalog.merged_tags(svc.registry.snapshot)
+        return _json({"models": merged + aliases.tag_entries(svc.settings.aliases, merged)})
 
     @bp.get("/api/ps")
     async def ps() -> Response:

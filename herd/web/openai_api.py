@@ -15,8 +15,9 @@ from herd.dialects import openai as codec
 from herd.dialects.tags import extract_tags
 from herd.errors import ModelNotFound
 from herd.fleet import catalog
+from herd.fleet.state import normalize_model
 from herd.reqscope import request_stack
-from herd.routing import native, policies, relay
+from herd.routing import aliases, native, policies, relay
 from herd.routing.media import catalog as media_catalog
 from herd.routing.proxy import Opened
 from herd.routing.record import RequestRecord
@@ -152,7 +153,8 @@ def blueprint(svc: RouterServices) -> Blueprint:
     @bp.get("/v1/models")
     async def models() -> Response:
         snap = svc.registry.snapshot
-        listing = codec.models_list(catalog.merged_tags(snap))
+        merged = catalog.merged_tags(snap)
+        listing = codec.models_list(merged + aliases.tag_entries(svc.settings.aliases, merged))
         # media models too, as OpenAI lists its image and audio models
         media = media_catalog(snap, "image") + media_catalog(snap, "transcription")
         listing["data"] += [codec.media_model_object(item, int(time.time())) for item in media]
@@ -161,6 +163,13 @@ def blueprint(svc: RouterServices) -> Blueprint:
     @bp.get("/v1/models/<path:model_id>")
     async def model(model_id: str) -> Response:
         entry = catalog.find_model(svc.registry.snapshot, model_id)
+        if entry is None and aliases.resolve(svc.settings.aliases, model_id):
+            merged = catalog.merged_tags(svc.registry.snapshot)
+            entry = next(
+                e
+                for e in aliases.tag_entries(svc.settings.aliases, merged)
+                if normalize_model(e["name"]) == normalize_model(model_id)
+            )
         if entry is None:
             raise ModelNotFound(f"The model '{model_id}' does not exist", param="model")
         return _json(codec.model_object(entry))

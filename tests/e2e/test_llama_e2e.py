@@ -143,6 +143,21 @@ def test_anthropic_messages_on_llama_nodes(cluster: Cluster) -> None:
         client.close()
 
 
+def test_responses_and_completions_on_llama_nodes(oai: openai.OpenAI) -> None:
+    """The Responses API (translated to chat) and legacy completions (llama.cpp's own /v1/completions)."""
+    resp = oai.responses.create(model=ALIAS, input="Name three colors.", max_output_tokens=16)
+    assert resp.output_text and resp.status in ("completed", "incomplete")
+    assert resp.usage is not None and 0 < resp.usage.output_tokens <= 16 and resp.usage.input_tokens > 0
+    with oai.responses.stream(model=ALIAS, input="Hi", max_output_tokens=8) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert kinds[0] == "response.created" and "response.output_text.delta" in kinds and final.output_text
+    done = oai.completions.create(model=ALIAS, prompt="The sky is", max_tokens=8)
+    assert done.choices[0].text and done.usage is not None and 0 < done.usage.completion_tokens <= 8
+    chunks = list(oai.completions.create(model=ALIAS, prompt="The sky is", max_tokens=8, stream=True))
+    assert "".join(c.choices[0].text for c in chunks if c.choices)
+
+
 def test_node_killed_mid_run(cluster: Cluster, oai: openai.OpenAI) -> None:
     """Kill the llama-server serving a stream: that stream ends with an error event (never a silent cut), and
     the next requests are served by the survivor."""

@@ -1,0 +1,34 @@
+"""The last duty `herd run` starts: prints the ready block (`herd.banner.ready_block`) once, on stdout, so the
+console says the router is up and where even at the default (quiet) log level. Built by `main_router` with the
+services and the bound URLs, like the other optional duties; it returns once it has printed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import trio
+
+from herd import __version__
+from herd.banner import reachable_urls, ready_block
+from herd.config import RouterConfig
+from herd.fleet.discovery import default_interfaces
+from herd.services import RouterServices
+
+
+class Announcer:
+    def __init__(
+        self,
+        cfg: RouterConfig,
+        services: RouterServices,
+        bound: Sequence[str],
+        write: Callable[[str], None],
+        lan: Callable[[], list[str]] = default_interfaces,
+    ) -> None:
+        self.cfg, self.services, self.bound, self.write, self.lan = cfg, services, bound, write, lan
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        addresses = await trio.to_thread.run_sync(self.lan)  # psutil walks the interfaces
+        urls = reachable_urls(self.bound, self.cfg.host, list(self.cfg.mdns_interfaces) or addresses)
+        nodes = sorted(self.services.registry.snapshot.nodes)
+        self.write(ready_block(urls, mdns=self.cfg.mdns, nodes=nodes, version=__version__))
+        task_status.started()
