@@ -39,7 +39,10 @@ def test_state_round_trips_through_an_atomic_write(tmp_path: Path) -> None:
     state = state_of(RuntimeSettings(vram_fallback=True), {"b", "a"})
     assert state["paused"] == ["a", "b"]
     write_atomic(tmp_path / "settings.json", state)
-    assert read(tmp_path / "settings.json") == ({"vram_fallback": True, "auto_pull": False}, ["a", "b"])
+    assert read(tmp_path / "settings.json") == (
+        {"vram_fallback": True, "auto_pull": False, "aliases": {}},
+        ["a", "b"],
+    )
     assert not (tmp_path / "settings.json.tmp").exists()
     (tmp_path / "bad.json").write_text("{not json")
     assert read(tmp_path / "bad.json") == ({}, []) and read(tmp_path / "missing.json") == ({}, [])
@@ -52,7 +55,9 @@ async def test_toggles_and_paused_nodes_survive_a_restart(
     async with trio.open_nursery() as first:
         fleet = await start_fleet(first, tmp_path, nodes)
         assert (
-            await fleet.http.post(fleet.url + "/fleet/settings", json={"auto_pull": True})
+            await fleet.http.post(
+                fleet.url + "/fleet/settings", json={"auto_pull": True, "aliases": {"gpt-4o-mini": [MODEL]}}
+            )
         ).status_code == 200
         assert (await fleet.http.post(fleet.url + "/fleet/nodes/a/pause")).status_code == 200
         keeper = fleet.router.settings_keeper
@@ -70,7 +75,7 @@ async def test_toggles_and_paused_nodes_survive_a_restart(
     assert router.services.settings.auto_pull is True and router.registry.paused == {"a"}
     async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
         settings = (await http.get(urls[0] + "/fleet/settings")).json()["toggles"]
-        assert settings == {"vram_fallback": False, "auto_pull": True}
+        assert settings == {"vram_fallback": False, "auto_pull": True, "aliases": {"gpt-4o-mini": [MODEL]}}
         for node_id, fake in nodes.items():
             body = heartbeat_json(node_id, fake.url, [MODEL], [MODEL])
             assert (await http.post(urls[0] + "/heartbeat", json=body)).status_code == 200

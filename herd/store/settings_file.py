@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from herd.fleet.registry import Registry
+from herd.routing import aliases as alias_table
 from herd.runtime import RuntimeSettings
 
 log = logging.getLogger("herd.settings")
@@ -35,24 +36,29 @@ def state_of(settings: RuntimeSettings, paused: set[str] | frozenset[str]) -> di
     return {"version": VERSION, "toggles": settings.as_json(), "paused": sorted(paused)}
 
 
-def parse(text: str) -> tuple[dict[str, bool], list[str]]:
-    """Toggles and paused node ids from the file's text (pure); wrong types and unknown keys are dropped."""
+def parse(text: str) -> tuple[dict[str, Any], list[str]]:
+    """Toggles (and the alias table) and paused node ids from the file's text (pure); wrong types and unknown
+    keys are dropped."""
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("settings.json must hold a JSON object")
     known = {f.name for f in fields(RuntimeSettings)}
     raw_toggles = data.get("toggles")
-    toggles = {
-        k: v
-        for k, v in (raw_toggles.items() if isinstance(raw_toggles, dict) else ())
-        if k in known and isinstance(v, bool)
-    }
+    toggles: dict[str, Any] = {}
+    for key, value in raw_toggles.items() if isinstance(raw_toggles, dict) else ():
+        if key == "aliases":
+            try:
+                toggles[key] = alias_table.from_json(value)
+            except ValueError:
+                continue
+        elif key in known and isinstance(value, bool):
+            toggles[key] = value
     raw_paused = data.get("paused")
     paused = [p for p in (raw_paused if isinstance(raw_paused, list) else []) if isinstance(p, str) and p]
     return toggles, paused
 
 
-def read(path: Path) -> tuple[dict[str, bool], list[str]]:
+def read(path: Path) -> tuple[dict[str, Any], list[str]]:
     """Blocking: the saved state, or nothing when the file is missing or unreadable (logged)."""
     try:
         return parse(path.read_text(encoding="utf-8"))
@@ -104,6 +110,8 @@ class SettingsKeeper:
         if self.saved is None:  # a restarted keeper must not overwrite what changed since
             toggles, paused = await trio.to_thread.run_sync(read, self.path)
             for key, value in toggles.items():
+                if key == "aliases":  # aliases set at run time come back; those of --alias still win
+                    value = {**value, **self.settings.aliases}
                 setattr(self.settings, key, value)
             self.registry.paused.update(paused)
             if toggles or paused:
