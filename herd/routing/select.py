@@ -56,9 +56,15 @@ def manages_models(node: NodeState) -> bool:
     return node.heartbeat.speaks_ollama
 
 
-def pull_target(snap: FleetSnapshot) -> NodeState | None:
-    """Where a pull should land: the routable Ollama node with the most free memory, then free disk."""
-    nodes = [n for n in snap.nodes.values() if n.routable and manages_models(n)]
-    if not nodes:
-        return None
-    return max(nodes, key=lambda n: (n.heartbeat.host.mem_available, n.heartbeat.host.disk_free, n.node_id))
+def pull_targets(snap: FleetSnapshot, paused: Collection[str] = ()) -> list[NodeState]:
+    """Where a pull should land, best first: routable Ollama nodes an operator has not paused, the most free
+    memory first, then free disk (ties by node id)."""
+    nodes = [n for n in snap.nodes.values() if n.routable and manages_models(n) and n.node_id not in paused]
+    nodes.sort(key=lambda n: (-n.heartbeat.host.mem_available, -n.heartbeat.host.disk_free, n.node_id))
+    return nodes
+
+
+def pull_target(snap: FleetSnapshot, paused: Collection[str] = ()) -> NodeState | None:
+    """The best of `pull_targets`, or None."""
+    nodes = pull_targets(snap, paused)
+    return nodes[0] if nodes else None
