@@ -96,11 +96,22 @@ class Proxy:
             exclude=exclude,
         )
 
+    def why_not(self, model: str) -> dict[str, str]:
+        """node id -> what rules it out for `model` (elimination, paused, open circuit)."""
+        snap = self.registry.snapshot
+        reasons = {
+            n: "circuit open" for n in self.breakers.open_nodes(trio.current_time()) if n in snap.nodes
+        }
+        reasons |= {n: "paused" for n in self.registry.paused if n in snap.nodes}
+        return reasons | self.scorer.eliminated(snap, model)
+
     def pick(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> NodeState:
         """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
         ranked = self.ranked(Facts(model), exclude)
         if not ranked:
-            raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
+            raise no_candidate_error(
+                self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval, reasons=self.why_not(model)
+            )
         return ranked[0].node
 
     def _claim(self, facts: Facts, tried: set[str]) -> tuple[list[Candidate], int] | None:
@@ -111,7 +122,11 @@ class Proxy:
             if tried:
                 raise _Exhausted
             raise no_candidate_error(
-                self.registry.snapshot, facts.model, self.cfg.fleet.heartbeat_interval, facts.needs
+                self.registry.snapshot,
+                facts.model,
+                self.cfg.fleet.heartbeat_interval,
+                facts.needs,
+                self.why_not(facts.model),
             )
         best = decide(ranked)
         if best is None:

@@ -35,9 +35,15 @@ def rank(
 
 
 def no_candidate_error(
-    snap: FleetSnapshot, model: str, retry_after: float, needs: frozenset[str] = frozenset()
+    snap: FleetSnapshot,
+    model: str,
+    retry_after: float,
+    needs: frozenset[str] = frozenset(),
+    reasons: Mapping[str, str] | None = None,
 ) -> Exception:
-    """Why ranking came back empty, as the error the client should see."""
+    """Why ranking came back empty, as the error the client should see. `reasons` (node id -> what eliminated
+    it, from `Scorer.eliminated` plus paused and broken nodes) names the constraint that ruled out each node
+    that has the model."""
     if needs and snap.lacks(model, needs):
         return BadRequest(
             f"model '{model}' does not support {', '.join(sorted(needs))} (send it to a model that does)",
@@ -45,6 +51,13 @@ def no_candidate_error(
         )
     if not snap.knows_model(model):
         return ModelNotFound(f"model '{model}' not found on any node, try pulling it first", param="model")
+    why = {node_id: r for node_id, r in (reasons or {}).items() if r != "model absent"}
+    if why:
+        listed = "; ".join(f"{node_id}: {r}" for node_id, r in sorted(why.items()))
+        return NoNodeAvailable(
+            f"model '{model}' exists in the fleet but no node can serve it ({listed})",
+            retry_after=retry_after,
+        )
     return NoNodeAvailable(
         f"model '{model}' exists in the fleet but no node that has it is online", retry_after=retry_after
     )
