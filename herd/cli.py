@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from herd import __version__
+from herd import __version__, cli_routing
 from herd.cli_node import add_node_parser, interfaces, node_config
 from herd.config import (
     DEFAULT_OLLAMA_URL,
@@ -150,6 +150,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=float(env.get("FLEET_RETENTION_DAYS", 30)),
         help="days of request traces kept in <data-dir>/traces.db (env FLEET_RETENTION_DAYS; default 30)",
     )
+    cli_routing.add_flags(run, env)
 
     add_node_parser(sub, env)
     pull = sub.add_parser(
@@ -178,7 +179,7 @@ def _keep_alive(raw: str | None) -> str | int | None:
 
 
 def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterConfig:
-    return RouterConfig(
+    cfg = RouterConfig(
         data_dir=args.data_dir.expanduser(),
         host=args.host,
         port=args.port,
@@ -201,6 +202,7 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
             keep_alive=_keep_alive(args.keep_alive),
         ),
     )
+    return cli_routing.apply(cfg, args, env)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -60,6 +60,10 @@ class RoutingConfig:
     thinking_multiplier: float = 4.0
     thinking_min_predict: int = 1024
     keep_alive: str | int | None = None
+    # Fair share (herd/routing/fairshare.py): relative shares of the holding queue per app, e.g. (("batch", 0.5),).
+    app_weights: tuple[tuple[str, float], ...] = ()
+    # Conversation affinity (herd/routing/affinity.py): remember which node holds a chat's prompt cache.
+    affinity: bool = True
 
 
 @dataclass(frozen=True, slots=True)
