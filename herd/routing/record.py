@@ -80,6 +80,22 @@ def _tokens(rec: RequestRecord) -> None:
         rec.tokens_per_s = rec.completion_tokens / eval_ns * 1e9
 
 
+def timings(final: Mapping[str, Any]) -> dict[str, Any]:
+    """The performance model's inputs from a final chunk (Ollama names; OpenAI nodes' are translated)."""
+
+    def count(key: str) -> int:
+        v = final.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+    return {
+        "prompt_tokens": count("prompt_eval_count"),
+        "prompt_s": count("prompt_eval_duration") / 1e9,
+        "completion_tokens": count("eval_count"),
+        "gen_s": count("eval_duration") / 1e9,
+        "load_s": count("load_duration") / 1e9,
+    }
+
+
 class Recorder:
     def __init__(self, latency: LatencyBook, recent: int = 200) -> None:
         self.latency = latency
@@ -120,7 +136,14 @@ class Recorder:
             rec.fail(499, "client disconnected before the end")
         if rec.status == 200 and rec.error is None and rec.node_id and rec.ttft is not None:
             self.latency.observe(
-                rec.node_id, rec.model, rec.ttft, rec.tokens_per_s or 0.0, rec.duration, rec.concurrency
+                rec.node_id,
+                rec.model,
+                rec.ttft,
+                rec.tokens_per_s or 0.0,
+                rec.duration,
+                rec.concurrency,
+                at=trio.current_time(),
+                **timings(rec.final),
             )
         self.recent.append(rec)
         for sink in self.sinks:
