@@ -24,6 +24,7 @@ from herd.node.local import LocalNode
 from herd.nursery.supervise import Supervised
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
+from herd.routing.affinity import AffinityBook, remember_sink
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
 from herd.routing.duties import PreWarmer, Rebalancer
@@ -62,7 +63,13 @@ class Router:
                 self.registry.snapshot, self.latency, node_id, model, rcfg.default_parallel
             ),
         )
-        self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
+        self.queue = HoldingQueue(
+            self.pulse,
+            timeout=rcfg.queue_timeout,
+            max_depth=rcfg.queue_max_depth,
+            weights=dict(rcfg.app_weights),
+        )
+        self.affinity = AffinityBook() if rcfg.affinity else None
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = RawUpstream(cfg.upstream)
         settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback)
@@ -82,6 +89,7 @@ class Router:
                 self.latency,
                 Scorer(),
                 settings,
+                self.affinity,
             ),
             latency=self.latency,
             recorder=Recorder(self.latency),
@@ -94,6 +102,8 @@ class Router:
                 keep_alive=rcfg.keep_alive,
             ),
         )
+        if self.affinity is not None:
+            self.services.recorder.sinks.append(remember_sink(self.affinity, trio.current_time))
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
         self.services.recorder.sinks.append(self.broadcaster.on_request)
         self.web = WebServer(

@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from herd.routing.latency import LatencyBook
 from herd.routing.perf import CONTENTION, Perf
+from herd.routing.signals import Facts, ScoringConfig
 
 CHARS_PER_TOKEN = 4
 
@@ -108,3 +110,19 @@ def finish_time(
         prompt = (prompt_tokens - cached) / perf.prompt_rate
         saved = cached / perf.prompt_rate
     return Estimate(queue, load, (perf.overhead_s or 0.0) + prompt + gen, saved, measured=True)
+
+
+def request_facts(
+    body: dict[str, Any], model: str, needs: frozenset[str], book: LatencyBook, cfg: ScoringConfig
+) -> Facts:
+    """What scoring needs to know about a request: context size, capabilities, prompt and output sizes."""
+    options = body.get("options")
+    num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
+    prompt, limit = request_size(body)
+    return Facts(
+        model,
+        num_ctx if isinstance(num_ctx, int) else None,
+        prompt_tokens=prompt,
+        needs=needs,
+        output_tokens=expected_output(limit, book.model_output(model), cfg.default_output),
+    )

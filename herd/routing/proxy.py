@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -22,8 +22,11 @@ from herd.config import RouterConfig
 from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
+from herd.routing.affinity import AffinityBook, prefixes
+from herd.routing.affinity import verdict as affinity_verdict
 from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
+from herd.routing.estimate import request_facts
 from herd.routing.latency import LatencyBook
 from herd.routing.lines import LineStream
 from herd.routing.policies import Plan, body_for, encode
@@ -36,6 +39,7 @@ from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 
 log = logging.getLogger("herd.proxy")
+AFFINITY_PATHS = ("/api/chat", "/api/generate", "/v1/chat/completions", "/v1/messages")
 
 
 @dataclass(slots=True)
@@ -71,6 +75,7 @@ class Proxy:
         latency: LatencyBook,
         scorer: Scorer,
         settings: RuntimeSettings | None = None,
+        affinity: AffinityBook | None = None,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -81,6 +86,7 @@ class Proxy:
         self.latency = latency
         self.scorer = scorer
         self.settings = settings
+        self.affinity = affinity
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
@@ -177,9 +183,10 @@ class Proxy:
         native: dict[str, Any] | None,
     ) -> Opened:
         rec.model, path = model, rec.path
-        options = plan.body.get("options")
-        num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
-        facts = Facts(model, num_ctx if isinstance(num_ctx, int) else None, needs=plan.needs)
+        facts = request_facts(plan.body, model, plan.needs, self.latency, self.scorer.cfg)
+        if self.affinity is not None and path in AFFINITY_PATHS:
+            rec.prefix = prefixes(model, plan.body)
+            facts = replace(facts, cached=self.affinity.cached(rec.prefix, trio.current_time()))
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None
@@ -188,7 +195,11 @@ class Proxy:
         while len(tried) <= self.cfg.max_retries:
             try:
                 (ranked, concurrency), waited = await self.queue.admit(
-                    model, lambda: self._claim(facts, tried), until=deadline
+                    model,
+                    lambda: self._claim(facts, tried),
+                    until=deadline,
+                    app=rec.app,
+                    priority=rec.priority,
                 )
             except _Exhausted:
                 break
@@ -196,6 +207,9 @@ class Proxy:
             node = ranked[0].node
             rec.score, rec.candidates = ranked[0].score, score_headers(ranked)
             rec.breakdown = dict(ranked[0].breakdown)
+            rec.est_finish = ranked[0].est_wait
+            if rec.prefix is not None:
+                rec.affinity = affinity_verdict(facts.cached, node.node_id)
             scope = AsyncExitStack()
             stack.push_async_callback(scope.aclose)
             scope.callback(self.slots.release, node.node_id, model)

@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from herd.reqscope import request_stack
+from herd.routing.fairshare import app_of, header_of, priority_of
 from herd.routing.latency import LatencyBook
 
 log = logging.getLogger("herd.record")
@@ -56,12 +57,19 @@ class RequestRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     tokens_per_s: float | None = None
+    app: str = "-"  # fair-share app (`herd.routing.fairshare.app_of`) and X-Herd-Priority rank (0 high)
+    priority: int = 1
+    affinity: str | None = None  # "hit" / "miss" when the request has a prompt to cache, else None
+    prefix: Any = None  # `herd.routing.affinity.Prefixes` of the prompt, remembered when the response ends
+    est_finish: float | None = None  # the winner's predicted seconds to the last token
 
     def response_headers(self) -> dict[str, str]:
         """What every proxied response tells the caller about its routing."""
         headers = {"X-Herd-Node": self.node_id or "", "X-Herd-Model": self.model, **self.candidates}
         if self.fallback:
             headers["X-Herd-Fallback"] = self.fallback
+        if self.affinity:
+            headers["X-Herd-Affinity"] = self.affinity
         return headers
 
     def fail(self, status: int, message: str) -> None:
@@ -114,6 +122,7 @@ class Recorder:
         tags: tuple[str, ...] = (),
     ) -> RequestRecord:
         client = scope.get("client")
+        priority = priority_of(header_of(scope, b"x-herd-priority"))
         rec = RequestRecord(
             started_at=time.time(),
             started=trio.current_time(),
@@ -124,6 +133,8 @@ class Recorder:
             stream=stream,
             client=client[0] if client else None,
             tags=tags,
+            app=app_of(tags, scope),
+            priority=priority,
         )
         scope[RECORD_KEY] = rec
         request_stack(scope).callback(self.finish, rec)

@@ -1,0 +1,138 @@
+"""Conversation affinity (prompt-cache reuse): which node last evaluated which prompt prefix.
+
+llama.cpp and Ollama keep the last prompt's KV cache in the slot that served it, so the next turn of the same
+chat costs only its new tokens there. `prefixes` hashes a request's prompt into a chain of prefixes (chat: the
+messages one by one, system first; `/api/generate`: the prompt in blocks of `BLOCK` characters, or the
+`context` array a previous answer returned); `AffinityBook` remembers, in a bounded LRU whose entries expire,
+which node served each full prompt, and `cached` tells the scorer how many prompt tokens each node still holds
+for a new request (the longest remembered prefix). `herd.routing.estimate` credits those tokens in the time to
+finish, so affinity wins exactly when it saves time. The proxy looks up before ranking; the recorder sink
+`remember` stores the served prompt when a response ends well. Pure apart from the clock value passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from herd.routing.estimate import CHARS_PER_TOKEN, prompt_chars
+
+BLOCK = 256  # characters per prefix block of a raw prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Prefixes:
+    """A request's prompt as a chain of prefix hashes, shortest first, each with its size in tokens. The last
+    one is the whole prompt: what the serving node will have cached afterwards."""
+
+    chain: tuple[tuple[str, int], ...]
+
+    @property
+    def whole(self) -> tuple[str, int] | None:
+        return self.chain[-1] if self.chain else None
+
+
+def _hash_chain(parts: list[tuple[bytes, int]], seed: str) -> tuple[tuple[str, int], ...]:
+    h = hashlib.blake2b(seed.encode(), digest_size=16)
+    out, chars = [], 0
+    for data, n in parts:
+        h.update(data)
+        chars += n
+        out.append((h.copy().hexdigest(), chars // CHARS_PER_TOKEN))
+    return tuple(out)
+
+
+def prefixes(model: str, body: Mapping[str, Any]) -> Prefixes:
+    """The prefix chain of a chat (`messages`) or generate (`prompt`, `context`) body for `model`."""
+    seed = f"{model}\0"
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        parts = []
+        system = body.get("system")
+        if isinstance(system, str) and system:
+            parts.append((b"system\0" + system.encode() + b"\0", len(system)))
+        for m in messages:
+            if not isinstance(m, dict):
+                continue
+            raw = json.dumps([m.get("role"), m.get("content"), m.get("images")], sort_keys=True).encode()
+            parts.append((raw + b"\0", prompt_chars({"messages": [m]})))
+        return Prefixes(_hash_chain(parts, seed + "chat"))
+    context = body.get("context")
+    if isinstance(context, list) and context:
+        key = hashlib.blake2b(json.dumps(context).encode(), digest_size=16).hexdigest()
+        return Prefixes(((key, len(context)),))
+    prompt = body.get("prompt")
+    if isinstance(prompt, str) and prompt:
+        system = body.get("system") if isinstance(body.get("system"), str) else ""
+        text = f"{system}\0{prompt}"
+        blocks = [text[i : i + BLOCK] for i in range(0, len(text), BLOCK)]
+        return Prefixes(_hash_chain([(b.encode(), len(b)) for b in blocks], seed + "generate"))
+    return Prefixes(())
+
+
+def context_key(context: Any) -> tuple[str, int] | None:
+    """The key of a `context` array an Ollama answer returned (the next `/api/generate` sends it back)."""
+    if not isinstance(context, list) or not context:
+        return None
+    return hashlib.blake2b(json.dumps(context).encode(), digest_size=16).hexdigest(), len(context)
+
+
+class AffinityBook:
+    """Bounded LRU: prefix hash -> (node id, tokens, when). Entries older than `ttl` seconds count as gone
+    (a backend reuses a slot's cache for other requests; after a while the prefix is likely evicted)."""
+
+    def __init__(self, capacity: int = 10_000, ttl: float = 600.0) -> None:
+        self.capacity = capacity
+        self.ttl = ttl
+        self._entries: OrderedDict[str, tuple[str, int, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def cached(self, p: Prefixes, now: float) -> dict[str, int]:
+        """node id -> prompt tokens it holds for this request: the longest remembered prefix per node."""
+        out: dict[str, int] = {}
+        for key, _ in reversed(p.chain):
+            entry = self._entries.get(key)
+            if entry is None:
+                continue
+            node_id, tokens, at = entry
+            if now - at > self.ttl:
+                del self._entries[key]
+                continue
+            self._entries.move_to_end(key)
+            out.setdefault(node_id, tokens)
+        return out
+
+    def remember(self, key: str, tokens: int, node_id: str, now: float) -> None:
+        self._entries[key] = (node_id, tokens, now)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+def verdict(cached: Mapping[str, int], node_id: str) -> str:
+    """`X-Herd-Affinity`: "hit" when the chosen node holds part of the prompt, else "miss"."""
+    return "hit" if cached.get(node_id, 0) > 0 else "miss"
+
+
+def remember_sink(book: AffinityBook, clock: Callable[[], float]) -> Callable[[Any], None]:
+    """A recorder sink: after a good response, the node that served it holds its whole prompt (and, for
+    `/api/generate`, the `context` it returned)."""
+
+    def sink(rec: Any) -> None:
+        if rec.status != 200 or rec.error or not rec.node_id or rec.prefix is None:
+            return
+        now = clock()
+        whole = rec.prefix.whole
+        if whole is not None:
+            book.remember(whole[0], whole[1], rec.node_id, now)
+        returned = context_key(rec.final.get("context")) if isinstance(rec.final, dict) else None
+        if returned is not None:
+            book.remember(returned[0], returned[1], rec.node_id, now)
+
+    return sink
