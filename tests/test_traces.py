@@ -16,7 +16,7 @@ import trio
 from harness import start_fleet
 
 from herd.routing.record import RequestRecord
-from herd.store.traces import TraceStore, open_db
+from herd.store.traces import MIGRATIONS, TraceStore, open_db
 
 MODEL = "llama3.2:3b"
 
@@ -66,7 +66,19 @@ async def test_retention_and_migrations(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
     db = open_db(path)
     assert db.execute("SELECT COUNT(*) FROM traces").fetchone() == (1,)
-    assert [r["version"] for r in db["_migrations"].rows] == [1]
+    assert [r["version"] for r in db["_migrations"].rows] == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_a_version_1_file_gains_the_routing_columns(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    db = open_db(path)
+    db.execute("DELETE FROM _migrations WHERE version > 1")
+    for column in ("affinity", "est_finish", "app"):
+        db.execute(f"ALTER TABLE traces DROP COLUMN {column}")
+    db.conn.commit()
+    db.conn.close()
+    db = open_db(path)
+    assert {"affinity", "est_finish", "app"} <= set(db["traces"].columns_dict)  # type: ignore[union-attr]
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 
 llama.cpp and Ollama keep the last prompt's KV cache in the slot that served it, so the next turn of the same
 chat costs only its new tokens there. `prefixes` hashes a request's prompt into a chain of prefixes (chat: the
-messages one by one, system first; `/api/generate`: the prompt in blocks of `BLOCK` characters, or the
+messages one by one, system first; `/api/generate`: the prompt in whole blocks of `BLOCK` characters, or the
 `context` array a previous answer returned); `AffinityBook` remembers, in a bounded LRU whose entries expire,
 which node served each full prompt, and `cached` tells the scorer how many prompt tokens each node still holds
 for a new request (the longest remembered prefix). `herd.routing.estimate` credits those tokens in the time to
@@ -69,7 +69,8 @@ def prefixes(model: str, body: Mapping[str, Any]) -> Prefixes:
     if isinstance(prompt, str) and prompt:
         system = body.get("system") if isinstance(body.get("system"), str) else ""
         text = f"{system}\0{prompt}"
-        blocks = [text[i : i + BLOCK] for i in range(0, len(text), BLOCK)]
+        # whole blocks only: a longer prompt that starts the same way shares them (a partial one it may not)
+        blocks = [text[i : i + BLOCK] for i in range(0, len(text) - BLOCK + 1, BLOCK)]
         return Prefixes(_hash_chain([(b.encode(), len(b)) for b in blocks], seed + "generate"))
     return Prefixes(())
 

@@ -52,7 +52,7 @@ def header_of(scope: Mapping[str, Any], name: bytes) -> str | None:
 class FairOrder(Generic[W]):
     """Waiters of one model grouped by app. Each app has a virtual time, the turns it has had divided by its
     weight; the next waiter is the best (priority, arrival) of the app with the least virtual time (ties: the
-    app whose best waiter arrived first). An app that starts waiting joins at the least virtual time of the
+    app waiting longest). An app that starts waiting joins at the least virtual time of the
     apps already waiting, so idling earns no credit (and an app that stops waiting is forgotten)."""
 
     def __init__(self, weights: Mapping[str, float] | None = None) -> None:
@@ -78,7 +78,7 @@ class FairOrder(Generic[W]):
         """The waiter whose turn it is."""
         if not self._apps:
             return None
-        app = min(self._apps, key=lambda a: (self._vtime[a], self._apps[a][0][1]))
+        app = min(self._apps, key=lambda a: (self._vtime[a], min(e[1] for e in self._apps[a])))
         return self._apps[app][0][2]
 
     def remove(self, waiter: W, *, served: bool) -> None:

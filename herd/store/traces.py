@@ -61,7 +61,14 @@ def _v1(db: sqlite_utils.Database) -> None:
         db[TABLE].create_index(cols)  # type: ignore[union-attr]
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Routing judgement: conversation affinity (hit/miss), the predicted time to finish, the fair-share app."""
+    db[TABLE].add_column("affinity", str)  # type: ignore[union-attr]
+    db[TABLE].add_column("est_finish", float)  # type: ignore[union-attr]
+    db[TABLE].add_column("app", str)  # type: ignore[union-attr]
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
@@ -108,6 +115,9 @@ def row_of(rec: RequestRecord) -> dict[str, Any]:
         "stream": int(rec.stream),
         "concurrency": rec.concurrency,
         "context_protected": int(rec.context_protected),
+        "affinity": rec.affinity,
+        "est_finish": rec.est_finish,
+        "app": rec.app,
     }
 
 
