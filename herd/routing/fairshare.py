@@ -50,15 +50,17 @@ def header_of(scope: Mapping[str, Any], name: bytes) -> str | None:
 
 
 class FairOrder(Generic[W]):
-    """Waiters of one model grouped by app. Each app has a virtual time, the turns it has had divided by its
-    weight; the next waiter is the best (priority, arrival) of the app with the least virtual time (ties: the
-    app waiting longest). An app that starts waiting joins at the least virtual time of the
-    apps already waiting, so idling earns no credit (and an app that stops waiting is forgotten)."""
+    """Waiters of one model grouped by app: start-time fair queueing. Each waiting app has a virtual time (its
+    next start tag), advanced by 1 / weight at each of its turns; the next waiter is the best (priority,
+    arrival) of the app with the least virtual time (ties: the app waiting longest). An app that starts
+    waiting joins at the start tag of the last turn served, so it goes next, and idling earns no credit (an
+    app that stops waiting is forgotten)."""
 
     def __init__(self, weights: Mapping[str, float] | None = None) -> None:
         self.weights = dict(weights or {})
         self._apps: dict[str, list[tuple[int, int, W]]] = {}  # app -> [(priority, seq, waiter)], kept sorted
         self._vtime: dict[str, float] = {}
+        self._virtual = 0.0  # start tag of the last turn served
         self._seq = 0
 
     def __len__(self) -> int:
@@ -67,8 +69,7 @@ class FairOrder(Generic[W]):
     def add(self, waiter: W, app: str, priority: int = 1) -> None:
         queue = self._apps.get(app)
         if queue is None:
-            floor = min((self._vtime[a] for a in self._apps), default=0.0)
-            self._vtime[app] = max(self._vtime.get(app, 0.0), floor)
+            self._vtime[app] = self._virtual
             queue = self._apps[app] = []
         self._seq += 1
         queue.append((priority, self._seq, waiter))
@@ -88,6 +89,7 @@ class FairOrder(Generic[W]):
                 if entry[2] is waiter:
                     del queue[i]
                     if served:
+                        self._virtual = max(self._virtual, self._vtime[app])
                         self._vtime[app] += 1.0 / self.weights.get(app, 1.0)
                     if not queue:
                         del self._apps[app]
