@@ -22,6 +22,8 @@ from typing import Any
 from herd.routing.estimate import CHARS_PER_TOKEN, prompt_chars
 
 BLOCK = 256  # characters per prefix block of a raw prompt
+ENTRIES = 10_000  # prefixes remembered (LRU)
+TTL = 600.0  # s after which a remembered prefix counts as evicted from the node's cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,7 @@ class AffinityBook:
     """Bounded LRU: prefix hash -> (node id, tokens, when). Entries older than `ttl` seconds count as gone
     (a backend reuses a slot's cache for other requests; after a while the prefix is likely evicted)."""
 
-    def __init__(self, capacity: int = 10_000, ttl: float = 600.0) -> None:
+    def __init__(self, capacity: int = ENTRIES, ttl: float = TTL) -> None:
         self.capacity = capacity
         self.ttl = ttl
         self._entries: OrderedDict[str, tuple[str, int, float]] = OrderedDict()
