@@ -279,3 +279,21 @@ async def test_holding_queue_serves_a_light_app_within_one_turn_of_a_flood(
         nursery.start_soon(client, "light", "light")
     # the light request arrived behind 49 waiting flood requests and went after at most one of them
     assert served.index("light") <= 2
+
+
+def test_a_node_holds_one_prompt_per_slot_and_a_longer_turn_replaces_its_prefix() -> None:
+    book = AffinityBook()
+    convs = [prefixes(M, chat(f"conversation {i}")) for i in range(3)]
+    for p in convs[:2]:
+        assert p.whole is not None
+        book.remember(*p.whole, "n", 0.0, slots=2, extends=p.chain)
+    longer = prefixes(M, chat("conversation 0", "ok", "more"))
+    assert longer.whole is not None
+    book.remember(*longer.whole, "n", 1.0, slots=2, extends=longer.chain)  # the same slot, now longer
+    assert len(book) == 2 and book.cached(convs[1], 2.0) == {"n": convs[1].chain[-1][1]}
+    third = convs[2]
+    assert third.whole is not None
+    book.remember(
+        *third.whole, "n", 3.0, slots=2, extends=third.chain
+    )  # a third conversation evicts the oldest
+    assert book.cached(convs[1], 4.0) == {} and len(book) == 2

@@ -103,7 +103,9 @@ class Router:
             ),
         )
         if self.affinity is not None:
-            self.services.recorder.sinks.append(remember_sink(self.affinity, trio.current_time))
+            self.services.recorder.sinks.append(
+                remember_sink(self.affinity, trio.current_time, self.slots.capacity)
+            )
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
         self.services.recorder.sinks.append(self.broadcaster.on_request)
         self.web = WebServer(

@@ -85,13 +85,17 @@ def context_key(context: Any) -> tuple[str, int] | None:
 
 
 class AffinityBook:
-    """Bounded LRU: prefix hash -> (node id, tokens, when). Entries older than `ttl` seconds count as gone
-    (a backend reuses a slot's cache for other requests; after a while the prefix is likely evicted)."""
+    """Bounded LRU: prefix hash -> (node id, tokens, when). A node holds at most one prompt per slot (llama.cpp
+    and Ollama keep one cache per parallel slot): remembering a prompt drops the node's entries it extends (the
+    same conversation, now longer) and then its least recent ones beyond its slots. Entries older than `ttl`
+    seconds count as gone (a backend reuses slots for other requests; after a while the prefix is likely
+    evicted)."""
 
     def __init__(self, capacity: int = ENTRIES, ttl: float = TTL) -> None:
         self.capacity = capacity
         self.ttl = ttl
         self._entries: OrderedDict[str, tuple[str, int, float]] = OrderedDict()
+        self._by_node: dict[str, OrderedDict[str, None]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -105,17 +109,44 @@ class AffinityBook:
                 continue
             node_id, tokens, at = entry
             if now - at > self.ttl:
-                del self._entries[key]
+                self._forget(key)
                 continue
             self._entries.move_to_end(key)
             out.setdefault(node_id, tokens)
         return out
 
-    def remember(self, key: str, tokens: int, node_id: str, now: float) -> None:
+    def remember(
+        self,
+        key: str,
+        tokens: int,
+        node_id: str,
+        now: float,
+        *,
+        slots: int = 0,
+        extends: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        """`node_id` now holds prompt `key`; `extends` is its prefix chain (superseded entries of the same
+        node), `slots` the node's parallel slots (0: unbounded)."""
+        held = self._by_node.setdefault(node_id, OrderedDict())
+        for older, _ in extends:
+            if older != key and self._entries.get(older, ("",))[0] == node_id:
+                self._forget(older)
+        self._forget(key)
         self._entries[key] = (node_id, tokens, now)
-        self._entries.move_to_end(key)
+        held[key] = None
+        while slots and len(held) > slots:
+            self._forget(next(iter(held)))
         while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+            self._forget(next(iter(self._entries)))
+
+    def _forget(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            held = self._by_node.get(entry[0])
+            if held is not None:
+                held.pop(key, None)
+                if not held:
+                    del self._by_node[entry[0]]
 
 
 def verdict(cached: Mapping[str, int], node_id: str) -> str:
@@ -123,19 +154,21 @@ def verdict(cached: Mapping[str, int], node_id: str) -> str:
     return "hit" if cached.get(node_id, 0) > 0 else "miss"
 
 
-def remember_sink(book: AffinityBook, clock: Callable[[], float]) -> Callable[[Any], None]:
+def remember_sink(
+    book: AffinityBook, clock: Callable[[], float], slots: Callable[[str, str], int]
+) -> Callable[[Any], None]:
     """A recorder sink: after a good response, the node that served it holds its whole prompt (and, for
-    `/api/generate`, the `context` it returned)."""
+    `/api/generate`, the `context` it returned) in one of its `slots(node_id, model)` slots."""
 
     def sink(rec: Any) -> None:
         if rec.status != 200 or rec.error or not rec.node_id or rec.prefix is None:
             return
-        now = clock()
+        now, n = clock(), slots(rec.node_id, rec.model)
         whole = rec.prefix.whole
         if whole is not None:
-            book.remember(whole[0], whole[1], rec.node_id, now)
+            book.remember(whole[0], whole[1], rec.node_id, now, slots=n, extends=rec.prefix.chain)
         returned = context_key(rec.final.get("context")) if isinstance(rec.final, dict) else None
         if returned is not None:
-            book.remember(returned[0], returned[1], rec.node_id, now)
+            book.remember(returned[0], returned[1], rec.node_id, now, slots=n, extends=rec.prefix.chain)
 
     return sink

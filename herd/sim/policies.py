@@ -141,12 +141,17 @@ class Herd:
         self.name = name
         self.affinity = AffinityBook() if affinity else None
         self.listeners = [self._finished] if affinity else []
+        self.slots: dict[str, int] = {}
+
+    def bind(self, nodes: dict[str, SimNode]) -> None:
+        self.slots = {n.node_id: n.parallel for n in nodes.values()}
 
     def _finished(self, req: SimRequest, now: float) -> None:
         if self.affinity is not None and req.body is not None and req.node is not None:
-            whole = prefixes(req.model, req.body).whole
-            if whole is not None:
-                self.affinity.remember(whole[0], whole[1], req.node, now)
+            p = prefixes(req.model, req.body)
+            if p.whole is not None:
+                slots = self.slots.get(req.node, 0)
+                self.affinity.remember(p.whole[0], p.whole[1], req.node, now, slots=slots, extends=p.chain)
 
     def choose(
         self,
