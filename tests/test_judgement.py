@@ -297,3 +297,17 @@ def test_a_node_holds_one_prompt_per_slot_and_a_longer_turn_replaces_its_prefix(
         *third.whole, "n", 3.0, slots=2, extends=third.chain
     )  # a third conversation evicts the oldest
     assert book.cached(convs[1], 4.0) == {} and len(book) == 2
+
+
+def test_llama_cpp_cached_prompt_tokens_are_not_counted_as_evaluated() -> None:
+    """The prompt rate must be evaluated tokens over evaluation time: llama.cpp's `usage.prompt_tokens` counts
+    the tokens its cache held too, `timings.prompt_n` only those `prompt_ms` timed."""
+    from herd.backends.openai_response import counts
+    from herd.routing.record import timings
+
+    final = counts(
+        {"prompt_tokens": 1000, "completion_tokens": 8}, {"prompt_n": 40, "prompt_ms": 100.0}, 0, 0.2, 0.5, 1
+    )
+    assert final["prompt_eval_count"] == 40
+    assert timings(final)["prompt_tokens"] / timings(final)["prompt_s"] == pytest.approx(400.0)
+    assert counts({"prompt_tokens": 12}, {}, 0, 0.1, 0.2, 0.3)["prompt_eval_count"] == 12  # vLLM: usage only
