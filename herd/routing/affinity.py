@@ -21,6 +21,10 @@ from typing import Any
 
 from herd.routing.estimate import CHARS_PER_TOKEN, prompt_chars
 
+AFFINITY_PATHS = (
+    "/api/chat",
+    "/api/generate",
+)  # upstream paths whose prompts a node caches (every chat dialect)
 BLOCK = 256  # characters per prefix block of a raw prompt
 ENTRIES = 10_000  # prefixes remembered (LRU)
 TTL = 600.0  # s after which a remembered prefix counts as evicted from the node's cache
@@ -147,6 +151,14 @@ class AffinityBook:
                 held.pop(key, None)
                 if not held:
                     del self._by_node[entry[0]]
+
+
+def lookup(
+    book: AffinityBook, model: str, body: Mapping[str, Any], now: float
+) -> tuple[Prefixes, dict[str, int]]:
+    """A request's prefix chain and, per node, the prompt tokens it still holds (the proxy, before ranking)."""
+    p = prefixes(model, body)
+    return p, book.cached(p, now)
 
 
 def verdict(cached: Mapping[str, int], node_id: str) -> str:

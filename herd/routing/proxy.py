@@ -22,7 +22,7 @@ from herd.config import RouterConfig
 from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
-from herd.routing.affinity import AffinityBook, prefixes
+from herd.routing.affinity import AFFINITY_PATHS, AffinityBook, lookup
 from herd.routing.affinity import verdict as affinity_verdict
 from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
@@ -34,12 +34,11 @@ from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
 from herd.routing.score import Candidate, Facts, Scorer, decide
 from herd.routing.score import format_headers as score_headers
-from herd.routing.select import no_candidate_error
+from herd.routing.select import elimination_reasons, no_candidate_error
 from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 
 log = logging.getLogger("herd.proxy")
-AFFINITY_PATHS = ("/api/chat", "/api/generate", "/v1/chat/completions", "/v1/messages")
 
 
 @dataclass(slots=True)
@@ -103,13 +102,8 @@ class Proxy:
         )
 
     def why_not(self, model: str) -> dict[str, str]:
-        """node id -> what rules it out for `model` (elimination, paused, open circuit)."""
-        snap = self.registry.snapshot
-        reasons = {
-            n: "circuit open" for n in self.breakers.open_nodes(trio.current_time()) if n in snap.nodes
-        }
-        reasons |= {n: "paused" for n in self.registry.paused if n in snap.nodes}
-        return reasons | self.scorer.eliminated(snap, model)
+        snap, broken = self.registry.snapshot, self.breakers.open_nodes(trio.current_time())
+        return elimination_reasons(snap, self.scorer.eliminated(snap, model), self.registry.paused, broken)
 
     def pick(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> NodeState:
         """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
@@ -185,8 +179,8 @@ class Proxy:
         rec.model, path = model, rec.path
         facts = request_facts(plan.body, model, plan.needs, self.latency, self.scorer.cfg)
         if self.affinity is not None and path in AFFINITY_PATHS:
-            rec.prefix = prefixes(model, plan.body)
-            facts = replace(facts, cached=self.affinity.cached(rec.prefix, trio.current_time()))
+            rec.prefix, cached = lookup(self.affinity, model, plan.body, trio.current_time())
+            facts = replace(facts, cached=cached)
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None

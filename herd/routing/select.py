@@ -34,6 +34,15 @@ def rank(
     return candidates
 
 
+def elimination_reasons(
+    snap: FleetSnapshot, eliminated: Mapping[str, str], paused: Collection[str], broken: Collection[str]
+) -> dict[str, str]:
+    """node id -> what rules it out: the scorer's elimination first, else paused, else an open circuit."""
+    reasons = {n: "circuit open" for n in broken if n in snap.nodes}
+    reasons |= {n: "paused" for n in paused if n in snap.nodes}
+    return reasons | dict(eliminated)
+
+
 def no_candidate_error(
     snap: FleetSnapshot,
     model: str,
