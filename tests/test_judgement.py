@@ -311,3 +311,11 @@ def test_llama_cpp_cached_prompt_tokens_are_not_counted_as_evaluated() -> None:
     assert final["prompt_eval_count"] == 40
     assert timings(final)["prompt_tokens"] / timings(final)["prompt_s"] == pytest.approx(400.0)
     assert counts({"prompt_tokens": 12}, {}, 0, 0.1, 0.2, 0.3)["prompt_eval_count"] == 12  # vLLM: usage only
+
+
+def test_a_cold_unmeasured_node_is_assumed_no_faster_than_the_best_measured() -> None:
+    snap = snap_of(node("a-hot", loaded=True), node("b-cold"))
+    latency = {("a-hot", M): measured(20.0)}  # 256 tokens at 20 tokens/s: ~12.9 s of service
+    ranked = {c.node.node_id: c for c in rank(snap, Facts(M), cap=4, latency=latency)}
+    hot = ranked["a-hot"].est_wait
+    assert ranked["b-cold"].est_wait == pytest.approx(10.0 + hot)  # cold_load + the best measured service

@@ -213,9 +213,9 @@ class Scorer:
         latency: Mapping[tuple[str, str], LatencyStats],
         model: str,
     ) -> list[tuple[_Static, Estimate, float, float, bool]]:
-        """Optimism for nodes not yet measured on `model` (fewer than `explore_samples` observations): their
-        service time is at most `explore_discount` x the best measured candidate's, so a new node is tried
-        (and measured) a few times before its own numbers decide."""
+        """Nodes not yet measured on `model` (fewer than `explore_samples` observations): a hot one's service
+        time is at most `explore_discount` x the best measured candidate's, so it is tried (and measured) a
+        few times before its own numbers decide; a cold one's is the best measured (no bonus for a load)."""
         cfg = self.cfg
         measured = [
             est.service
@@ -224,12 +224,13 @@ class Scorer:
         ]
         if not measured:
             return scored
-        best = min(measured) * cfg.explore_discount
+        best = min(measured)
         out = []
         for row in scored:
             st, est = row[0], row[1]
-            if self._samples(latency, st.node.node_id, model) < cfg.explore_samples and est.service > best:
-                row = (st, Estimate(est.queue, est.load, best, est.saved), *row[2:])
+            if self._samples(latency, st.node.node_id, model) < cfg.explore_samples:
+                service = min(est.service, best * cfg.explore_discount) if st.hot else best
+                row = (st, Estimate(est.queue, est.load, service, est.saved), *row[2:])
             out.append(row)
         return out
 
