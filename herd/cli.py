@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from herd import __version__
+from herd import __version__, cli_routing
 from herd.cli_node import add_node_parser, interfaces, node_config
 from herd.cli_security import add_security_flags, security_config
 from herd.cli_trust import TOKEN_FILE, TrustSetupError, add_trust_flags, print_join_hint, trust_config
@@ -172,6 +172,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="serve requests for NAME with MODEL (then each FALLBACK); repeatable, also a runtime setting "
         "(env FLEET_ALIASES, entries separated by ';' or spaces)",
     )
+    cli_routing.add_flags(run, env)
 
     add_node_parser(sub, env)
     pull = sub.add_parser(
@@ -253,7 +254,7 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
     trust, created = trust_config(args, args.data_dir.expanduser(), router=True)
     if created:
         print_join_hint(args.host, args.port, trust, args.data_dir.expanduser() / TOKEN_FILE)
-    return RouterConfig(
+    cfg = RouterConfig(
         trust=trust,
         data_dir=args.data_dir.expanduser(),
         host=args.host,
@@ -281,6 +282,7 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
             aliases=_aliases(args.alias, env),
         ),
     )
+    return cli_routing.apply(cfg, args, env)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

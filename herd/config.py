@@ -67,6 +67,11 @@ class RoutingConfig:
     # Model aliases: name -> models tried in order (see herd/routing/aliases.py); the runtime setting starts here.
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
+    # Fair share (herd/routing/fairshare.py): relative shares of the holding queue per app, e.g. (("batch", 0.5),).
+    app_weights: tuple[tuple[str, float], ...] = ()
+    # Conversation affinity (herd/routing/affinity.py): remember which node holds a chat's prompt cache.
+    affinity: bool = True
+
 
 @dataclass(frozen=True, slots=True)
 class SecurityConfig:

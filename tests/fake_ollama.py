@@ -98,6 +98,7 @@ class FakeOllama(FakeServer):
         self.url = ""
         self.bind = "127.0.0.1:0"  # where `run` listens; tests keep the free-port default
         self.fail_next: list[tuple[int, str]] = []
+        self.fail_pull: tuple[int, str] | None = None  # every /api/pull answers this status + {"error": msg}
         self.fail_after_chunks: int | None = None
         self.stall_after_chunks: int | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
@@ -204,6 +205,8 @@ class FakeOllama(FakeServer):
             dest = FakeModel(req.get("destination") or "", size=source.size, family=source.family)
             self.models[norm(dest.name)] = dest
             return await _send(send, response(200, b""))
+        if self.fail_pull is not None:
+            raise ApiError(*self.fail_pull)
         name = req.get("model") or req.get("name") or ""
         digest = "sha256:" + "ab" * 32
         steps: list[Body] = [{"status": "pulling manifest"}]

@@ -59,6 +59,35 @@ def test_routing_flags() -> None:
     assert r.vram_fallback and r.keep_alive == -1
 
 
+def test_fleet_timing_and_thinking_env_are_honoured() -> None:
+    env = {
+        "FLEET_HEARTBEAT_INTERVAL": "2",
+        "FLEET_DEGRADED_TIMEOUT": "6",
+        "FLEET_OFFLINE_TIMEOUT": "12",
+        "FLEET_THINKING_OVERHEAD": "2.5",
+        "FLEET_THINKING_MIN_PREDICT": "512",
+        "FLEET_APP_WEIGHTS": "batch=0.5, chat=3",
+        "FLEET_AFFINITY": "0",
+    }
+    args, _ = parse(["run"], env)
+    cfg = router_config(args, env)
+    assert (cfg.fleet.heartbeat_interval, cfg.fleet.degraded_after, cfg.fleet.offline_after) == (2, 6, 12)
+    assert (cfg.routing.thinking_multiplier, cfg.routing.thinking_min_predict) == (2.5, 512)
+    assert cfg.routing.app_weights == (("batch", 0.5), ("chat", 3.0)) and not cfg.routing.affinity
+    args, _ = parse(["run", "--offline-after", "40", "--app-weight", "x=2", "--thinking-overhead", "3"], env)
+    cfg = router_config(args, env)
+    assert cfg.fleet.offline_after == 40 and cfg.routing.app_weights == (("x", 2.0),)
+    assert cfg.routing.thinking_multiplier == 3
+    defaults = router_config(*parse(["run"]))
+    assert (defaults.fleet.degraded_after, defaults.routing.affinity, defaults.routing.app_weights) == (
+        15,
+        True,
+        (),
+    )
+    with pytest.raises(SystemExit):
+        router_config(*parse(["run", "--app-weight", "nope"]))
+
+
 def test_node_env_and_flags() -> None:
     env = {
         "FLEET_NODE_ROUTER_URL": "http://r:11435/",

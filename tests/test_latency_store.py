@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import trio
@@ -62,3 +63,39 @@ async def test_router_persists_observations_across_restarts(tmp_path: Path) -> N
         stats = fleet.router.latency.stats("n1", MODEL)
         assert stats is not None and stats.n == 3
         nursery.cancel_scope.cancel()
+
+
+async def test_performance_model_survives_a_restart_and_old_files_gain_its_columns(tmp_path: Path) -> None:
+    path = tmp_path / "latency.db"
+    old = sqlite3.connect(path)  # a file from before the performance model
+    old.execute(
+        "CREATE TABLE latency (ts FLOAT, node TEXT, model TEXT, ttft_s FLOAT, tokens_per_s FLOAT, "
+        "duration_s FLOAT, concurrency INTEGER)"
+    )
+    old.execute("INSERT INTO latency VALUES (?, 'n1', 'm:latest', 0.5, 20.0, 3.0, 1)", [time.time() - 60])
+    old.commit()
+    old.close()
+    store = LatencyStore(path, LatencyBook(), flush_interval=0.05)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        for i in range(5):
+            rec = record(i)
+            rec.final = {
+                "prompt_eval_count": 400,
+                "prompt_eval_duration": 500_000_000,  # 800 tokens/s
+                "eval_count": 100,
+                "eval_duration": 2_000_000_000,  # 50 tokens/s
+                "load_duration": 3_000_000_000 if i == 0 else 1_000_000,
+            }
+            store.offer(rec)
+        while store.written < 5:  # noqa: ASYNC110 (the writer is another task)
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    fresh = LatencyBook()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(LatencyStore(path, fresh).run)
+        nursery.cancel_scope.cancel()
+    stats = fresh.stats("n1", "m:latest")
+    assert stats is not None and stats.n == 6 and stats.perf is not None
+    assert stats.perf.prompt_rate == 800.0 and stats.perf.gen_rate == 50.0 and stats.perf.load_s == 3.0
+    assert fresh.model_output("m:latest") == 100

@@ -158,3 +158,28 @@ def test_catalog_edits_are_pure() -> None:
     gone = removed(copied, "a", MODEL).nodes["a"]
     assert gone.models == {"mine:latest"} and gone.loaded == frozenset() and gone.heartbeat.loaded == ()
     assert snap.nodes["a"].models == {MODEL}  # the old snapshot is untouched
+
+
+async def test_auto_pull_skips_paused_nodes_and_tries_the_next_after_a_failure(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    nodes = {name: FakeOllama([FakeModel(MODEL)]) for name in ("a", "b", "c")}
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+    host = {"cpu_count": 2, "mem_total": 64 * 2**30, "disk_free": 2**40, "load": [0, 0, 0]}
+    free = {"a": 60, "b": 40, "c": 20}  # a is the roomiest but paused; b's pull fails; c takes it
+
+    async def agent_heartbeats() -> None:
+        while True:
+            for name, gb in free.items():
+                await fleet.beat(name, host={**host, "mem_available": gb * 2**30})
+            await trio.sleep(0.1)
+
+    nursery.start_soon(agent_heartbeats)
+    nodes["b"].fail_pull = (500, "disk full")
+    await fleet.http.post(fleet.url + "/fleet/nodes/a/pause")
+    await fleet.http.post(fleet.url + "/fleet/settings", json={"auto_pull": True})
+    body = {"model": "qwen3:8b", "messages": [], "stream": False}
+    resp = await fleet.http.post(fleet.url + "/api/chat", json=body)
+    assert resp.status_code == 200 and resp.headers["x-herd-node"] == "c"
+    pulls = {name: [p for p, _ in n.requests if p == "/api/pull"] for name, n in nodes.items()}
+    assert pulls == {"a": [], "b": ["/api/pull"], "c": ["/api/pull"]}

@@ -325,3 +325,36 @@ async def test_one_local_command_of_a_kind_at_a_time(nursery: trio.Nursery, tmp_
     assert statuses == [200, 200]
     kinds = [line.split()[0] for line in log.read_text().splitlines()]
     assert kinds == ["start", "end", "start", "end"]  # never two at once
+
+
+async def test_image_and_speech_requests_keep_their_tags(nursery: trio.Nursery, tmp_path: Path) -> None:
+    server = FakeMediaServer(models=("flux-schnell", "whisper-1"), transcript="hello")
+    await nursery.start(server.run)
+    fleet = await start_fleet(nursery, tmp_path, {})
+    await post_media(
+        fleet,
+        "m",
+        [
+            {"kind": "image", "model": "flux-schnell", "url": server.url, "api": "openai"},
+            {"kind": "transcription", "model": "whisper-1", "url": server.url, "api": "openai"},
+        ],
+    )
+    send, finished = trio.open_memory_channel[Any](10)
+    fleet.router.services.recorder.sinks.append(send.send_nowait)
+    header = {"X-Herd-Tags": "app-h"}
+    body = {"prompt": "a fox", "response_format": "b64_json", "metadata": {"tags": ["app-b"]}}
+    resp = await fleet.http.post(fleet.url + "/v1/images/generations", json=body, headers=header)
+    assert resp.status_code == 200 and (await finished.receive()).tags == ("app-h", "app-b")
+    assert "metadata" not in server.requests[-1][1]
+    resp = await fleet.http.post(fleet.url + "/api/generate-image", json={"prompt": "x"}, headers=header)
+    assert resp.status_code == 200 and (await finished.receive()).tags == ("app-h",)
+    audio = b"RIFF" + bytes(640)
+    resp = await fleet.http.post(
+        fleet.url + "/v1/audio/transcriptions", files={"file": ("a.wav", audio)}, headers=header
+    )
+    assert resp.status_code == 200 and (await finished.receive()).tags == ("app-h",)
+    resp = await fleet.http.post(
+        fleet.url + "/api/transcribe",
+        json={"audio": base64.b64encode(audio).decode(), "metadata": {"tags": ["stt"]}},
+    )
+    assert resp.status_code == 200 and (await finished.receive()).tags == ("stt",)

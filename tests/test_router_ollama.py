@@ -8,6 +8,7 @@ from pathlib import Path
 import ollama
 import pytest
 import trio
+from conftest import heartbeat_json
 from fake_ollama import FakeModel, FakeOllama
 from harness import ollama_client as client
 from harness import start_fleet
@@ -239,3 +240,21 @@ async def test_long_generation_is_not_cut(
     assert trio.current_time() - start >= 90
     assert lines[-1]["done"] is True and "error" not in lines[-1]
     assert len(lines) == 11
+
+
+async def test_a_model_too_large_for_every_node_says_which_constraint_eliminated_each(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    nodes = {name: FakeOllama([FakeModel("huge:70b")]) for name in ("a", "b", "c")}
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+    host = {"cpu_count": 2, "mem_total": 16 * 2**30, "mem_available": 12 * 2**30, "disk_free": 2**40}
+    for name in nodes:
+        body = heartbeat_json(name, nodes[name].url, ["huge:70b"], host=host, draining=name == "c")
+        body["models"][0]["size"] = 40 * 2**30  # more than 0.9 x 16 GiB
+        assert (await fleet.http.post(fleet.url + "/heartbeat", json=body)).status_code == 200
+    resp = await fleet.http.post(fleet.url + "/api/chat", json={"model": "huge:70b", "messages": []})
+    assert resp.status_code == 503
+    error = resp.json()["error"]
+    assert "is online" not in error
+    assert "a: does not fit in memory" in error and "b: does not fit in memory" in error
+    assert "c: draining" in error

@@ -107,7 +107,8 @@ def test_estimated_wait_uses_p75_latency() -> None:
     latency = {("fast", M): LatencyStats(0.1, 50, 2.0, 10), ("slow", M): LatencyStats(0.5, 10, 20.0, 10)}
     ranked = rank(snap, in_flight={("fast", M): 1, ("slow", M): 1}, cap=1, latency=latency)
     assert [c.node.node_id for c in ranked] == ["fast", "slow"]
-    assert ranked[0].est_wait == 2.0 and ranked[1].est_wait == 20.0
+    # one request ahead (p75 duration) plus this one (no generation rate known: the p75 duration too)
+    assert ranked[0].est_wait == 4.0 and ranked[1].est_wait == 40.0
     assert ranked[0].breakdown["wait"] == 1.0 and ranked[1].breakdown["wait"] < 0.2
 
 

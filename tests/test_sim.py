@@ -64,3 +64,43 @@ def test_herd_beats_the_baselines_on_the_mixed_fleet() -> None:
     assert herd.pct(0.99) <= 0.7 * min(rr.pct(0.99), lb.pct(0.99))
     assert herd.cold_loads <= min(rr.cold_loads, lb.cold_loads)
     assert len(herd.latencies) == herd.requests
+
+
+def test_prompt_evaluation_and_the_slot_cache() -> None:
+    n = node(prompt_rate=100.0)
+    first = SimRequest(0, "a", 100, 0.0, prompt=300, conv="c")
+    n.running.append(first)
+    assert n.service_time(first, 0.0) == 0.5 + 3.0 + 1.0 and first.first_token == 3.5
+    n.running.remove(first)
+    n.finished(first)
+    again = SimRequest(1, "a", 100, 10.0, prompt=450, conv="c")  # the last turn (300 + 100) is cached
+    n.running.append(again)
+    assert n.service_time(again, 10.0) == 0.5 + 0.5 + 1.0 and again.cached == 400
+
+
+def test_scenario_a_herd_finds_the_fast_node_like_an_oracle() -> None:
+    from herd.sim.policies import Oracle
+    from herd.sim.scenarios import hetero
+
+    scenario = hetero(1)
+    herd, oracle, lb = (simulate(scenario, p) for p in (Herd(), Oracle(), LeastBusy()))
+    assert herd.pct(0.5) <= 1.1 * oracle.pct(0.5) and lb.pct(0.5) > 2 * oracle.pct(0.5)
+
+
+def test_scenario_b_affinity_halves_time_to_first_token() -> None:
+    from herd.sim.scenarios import MULTITURN
+
+    herd, off, lb = (simulate(MULTITURN, p) for p in (Herd(), Herd(affinity=False), LeastBusy()))
+    assert herd.pct(0.5, herd.ttfts()) <= 0.5 * lb.pct(0.5, lb.ttfts())
+    assert off.pct(0.5, off.ttfts()) > 0.5 * lb.pct(0.5, lb.ttfts())  # the gain is affinity's
+
+
+def test_scenario_c_fair_share_keeps_the_light_app_moving() -> None:
+    from herd.sim.scenarios import FLOOD
+
+    fifo, fair = simulate(FLOOD, Herd()), simulate(FLOOD, Herd(), fair=True)
+    service = fair.pct(
+        0.5, [r.finish - r.start for r in fair.done if r.app == "light" and r.finish and r.start]
+    )
+    assert fair.pct(0.99, fair.waits("light")) <= 2 * service < fifo.pct(0.99, fifo.waits("light"))
+    assert fair.makespan("flood") <= fifo.makespan("flood") / 0.9

@@ -120,12 +120,13 @@ def counts(
     last: float | None,
     now: float,
 ) -> dict[str, int]:
-    """Ollama's count and duration fields from an OpenAI answer: counts from `usage` (or llama.cpp's
-    `timings`), durations from `timings` or measured here (prompt: until the first token; eval: first to last
+    """Ollama's count and duration fields from an OpenAI answer: counts from llama.cpp's `timings` or `usage`, durations from `timings` or measured here (prompt: until the first token; eval: first to last
     token; total: the whole exchange). What is not known is left out."""
     out = {"total_duration": int((now - started) * 1e9)}
     t, u = timings, usage
-    prompt_n = u.get("prompt_tokens", t.get("prompt_n"))
+    # llama.cpp's `timings.prompt_n` counts the prompt tokens it evaluated (not those its cache held), which is
+    # what Ollama's `prompt_eval_count` means and what `prompt_ms` timed; `usage.prompt_tokens` counts them all
+    prompt_n = t["prompt_n"] if isinstance(t.get("prompt_n"), int) else u.get("prompt_tokens")
     eval_n = u.get("completion_tokens", t.get("predicted_n"))
     if isinstance(prompt_n, int):
         out["prompt_eval_count"] = prompt_n

@@ -33,6 +33,7 @@ from herd.nursery.announce import Announcer
 from herd.nursery.supervise import Supervised
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
+from herd.routing.affinity import AffinityBook, remember_sink
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
 from herd.routing.duties import PreWarmer, Rebalancer
@@ -74,7 +75,13 @@ class Router:
                 self.registry.snapshot, self.latency, node_id, model, rcfg.default_parallel
             ),
         )
-        self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
+        self.queue = HoldingQueue(
+            self.pulse,
+            timeout=rcfg.queue_timeout,
+            max_depth=rcfg.queue_max_depth,
+            weights=dict(rcfg.app_weights),
+        )
+        self.affinity = AffinityBook() if rcfg.affinity else None
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = RawUpstream(cfg.upstream)
         self.contexts = ContextBook() if rcfg.dynamic_context else None
@@ -96,6 +103,7 @@ class Router:
                 Scorer(),
                 settings,
                 contexts=self.contexts,
+                affinity=self.affinity,
             ),
             latency=self.latency,
             recorder=Recorder(self.latency),
@@ -122,6 +130,10 @@ class Router:
             publish=lambda run: self.broadcaster.on_benchmark(run),
         )
         self.services = dataclasses.replace(self.services, bench=self.bench)
+        if self.affinity is not None:
+            self.services.recorder.sinks.append(
+                remember_sink(self.affinity, trio.current_time, self.slots.capacity)
+            )
         self.broadcaster = Broadcaster(self.registry, lambda: fleet_status(self.services))
         self.services.recorder.sinks.append(self.broadcaster.on_request)
         sec = cfg.security

@@ -1,11 +1,15 @@
 """Observed latency per (node, model): time to first token, tokens per second and duration of recent requests,
-summarised as p75. Fed by `herd.routing.record` when a response ends; read by scoring (estimated wait) and by
-`GET /fleet/queue`. In memory, bounded; the store persists observations across restarts."""
+summarised as p75, plus the performance model (`herd.routing.perf`: prompt and generation rates, load time)
+and each model's recent output lengths. Fed by `herd.routing.record` when a response ends; read by scoring
+(time to finish, `herd.routing.estimate`) and by `GET /fleet/queue`. In memory, bounded; the store persists
+observations across restarts."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+
+from herd.routing.perf import Perf, Sample, update
 
 WINDOW = 50  # most recent observations kept per (node, model)
 
@@ -16,6 +20,7 @@ class LatencyStats:
     tokens_per_s: float
     duration_s: float
     n: int
+    perf: Perf | None = None
 
 
 def p75(values: list[float]) -> float:
@@ -44,6 +49,8 @@ class LatencyBook:
         self._stats: dict[tuple[str, str], LatencyStats] = {}
         self._speed: dict[tuple[str, str], dict[int, deque[float]]] = {}
         self.version = 0  # bumped on every observation: the scorer's memo key
+        self._perf: dict[tuple[str, str], Perf] = {}
+        self._outputs: dict[str, deque[int]] = {}  # completion tokens of recent requests per model
 
     def speed_by_concurrency(self, node_id: str, model: str) -> dict[int, float]:
         """Median tokens/s per request at each observed concurrency level on (node, model)."""
@@ -58,9 +65,20 @@ class LatencyBook:
         tokens_per_s: float,
         duration_s: float,
         concurrency: int = 1,
+        *,
+        at: float = 0.0,
+        prompt_tokens: int = 0,
+        prompt_s: float = 0.0,
+        completion_tokens: int = 0,
+        gen_s: float = 0.0,
+        load_s: float = 0.0,
     ) -> None:
         key = (node_id, model)
         self.version += 1
+        sample = Sample(at, ttft_s, prompt_tokens, prompt_s, completion_tokens, gen_s, load_s, concurrency)
+        perf = self._perf[key] = update(self._perf.get(key), sample)
+        if completion_tokens > 0:
+            self._outputs.setdefault(model, deque(maxlen=self.window)).append(completion_tokens)
         if tokens_per_s > 0 and concurrency > 0:
             levels = self._speed.setdefault(key, {})
             levels.setdefault(concurrency, deque(maxlen=20)).append(tokens_per_s)
@@ -74,6 +92,7 @@ class LatencyBook:
             tokens_per_s=sorted(o[1] for o in obs)[len(obs) // 4],
             duration_s=p75([o[2] for o in obs]),
             n=len(obs),
+            perf=perf,
         )
 
     def stats(self, node_id: str, model: str) -> LatencyStats | None:
@@ -87,3 +106,8 @@ class LatencyBook:
         """p75 duration across every node serving `model` (for queue wait estimates)."""
         durations = [s.duration_s for (_, m), s in self._stats.items() if m == model]
         return max(durations) if durations else None
+
+    def model_output(self, model: str) -> int | None:
+        """Median completion tokens of `model`'s recent requests on any node (None before any)."""
+        recent = self._outputs.get(model)
+        return sorted(recent)[len(recent) // 2] if recent else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -22,9 +22,12 @@ from herd.config import RouterConfig
 from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
+from herd.routing.affinity import AFFINITY_PATHS, AffinityBook, lookup
+from herd.routing.affinity import verdict as affinity_verdict
 from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
 from herd.routing.dyncontext import ContextBook
+from herd.routing.estimate import request_facts
 from herd.routing.latency import LatencyBook
 from herd.routing.lines import LineStream
 from herd.routing.policies import Plan, body_for, encode
@@ -32,7 +35,7 @@ from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
 from herd.routing.score import Candidate, Facts, Scorer, decide
 from herd.routing.score import format_headers as score_headers
-from herd.routing.select import no_candidate_error
+from herd.routing.select import elimination_reasons, no_candidate_error
 from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 
@@ -73,6 +76,7 @@ class Proxy:
         scorer: Scorer,
         settings: RuntimeSettings | None = None,
         contexts: ContextBook | None = None,
+        affinity: AffinityBook | None = None,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -84,6 +88,7 @@ class Proxy:
         self.scorer = scorer
         self.settings = settings
         self.contexts = contexts  # --dynamic-context
+        self.affinity = affinity
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
@@ -99,11 +104,17 @@ class Proxy:
             exclude=exclude,
         )
 
+    def why_not(self, model: str) -> dict[str, str]:
+        snap, broken = self.registry.snapshot, self.breakers.open_nodes(trio.current_time())
+        return elimination_reasons(snap, self.scorer.eliminated(snap, model), self.registry.paused, broken)
+
     def pick(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> NodeState:
         """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
         ranked = self.ranked(Facts(model), exclude)
         if not ranked:
-            raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
+            raise no_candidate_error(
+                self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval, reasons=self.why_not(model)
+            )
         return ranked[0].node
 
     def _claim(self, facts: Facts, tried: set[str]) -> tuple[list[Candidate], int] | None:
@@ -114,7 +125,11 @@ class Proxy:
             if tried:
                 raise _Exhausted
             raise no_candidate_error(
-                self.registry.snapshot, facts.model, self.cfg.fleet.heartbeat_interval, facts.needs
+                self.registry.snapshot,
+                facts.model,
+                self.cfg.fleet.heartbeat_interval,
+                facts.needs,
+                self.why_not(facts.model),
             )
         best = decide(ranked)
         if best is None:
@@ -168,9 +183,10 @@ class Proxy:
         native: dict[str, Any] | None,
     ) -> Opened:
         rec.model, path = model, rec.path
-        options = plan.body.get("options")
-        num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
-        facts = Facts(model, num_ctx if isinstance(num_ctx, int) else None, needs=plan.needs)
+        facts = request_facts(plan.body, model, plan.needs, self.latency, self.scorer.cfg)
+        if self.affinity is not None and path in AFFINITY_PATHS:
+            rec.prefix, cached = lookup(self.affinity, model, plan.body, trio.current_time())
+            facts = replace(facts, cached=cached)
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None
@@ -179,7 +195,11 @@ class Proxy:
         while len(tried) <= self.cfg.max_retries:
             try:
                 (ranked, concurrency), waited = await self.queue.admit(
-                    model, lambda: self._claim(facts, tried), until=deadline
+                    model,
+                    lambda: self._claim(facts, tried),
+                    until=deadline,
+                    app=rec.app,
+                    priority=rec.priority,
                 )
             except _Exhausted:
                 break
@@ -187,6 +207,9 @@ class Proxy:
             node = ranked[0].node
             rec.score, rec.candidates = ranked[0].score, score_headers(ranked)
             rec.breakdown = dict(ranked[0].breakdown)
+            rec.est_finish = ranked[0].est_wait
+            if rec.prefix is not None:
+                rec.affinity = affinity_verdict(facts.cached, node.node_id)
             scope = AsyncExitStack()
             stack.push_async_callback(scope.aclose)
             scope.callback(self.slots.release, node.node_id, model)

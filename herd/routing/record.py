@@ -19,6 +19,7 @@ from typing import Any
 import trio
 
 from herd.reqscope import APP_KEY, request_stack
+from herd.routing.fairshare import app_of, header_of, priority_of
 from herd.routing.latency import LatencyBook
 
 log = logging.getLogger("herd.record")
@@ -57,12 +58,19 @@ class RequestRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     tokens_per_s: float | None = None
+    app: str = "-"  # fair-share app (`herd.routing.fairshare.app_of`) and X-Herd-Priority rank (0 high)
+    priority: int = 1
+    affinity: str | None = None  # "hit" / "miss" when the request has a prompt to cache, else None
+    prefix: Any = None  # `herd.routing.affinity.Prefixes` of the prompt, remembered when the response ends
+    est_finish: float | None = None  # the winner's predicted seconds to the last token
 
     def response_headers(self) -> dict[str, str]:
         """What every proxied response tells the caller about its routing."""
         headers = {"X-Herd-Node": self.node_id or "", "X-Herd-Model": self.model, **self.candidates}
         if self.fallback:
             headers["X-Herd-Fallback"] = self.fallback
+        if self.affinity:
+            headers["X-Herd-Affinity"] = self.affinity
         return headers
 
     def fail(self, status: int, message: str) -> None:
@@ -79,6 +87,22 @@ def _tokens(rec: RequestRecord) -> None:
     eval_ns = final.get("eval_duration")
     if isinstance(rec.completion_tokens, int) and isinstance(eval_ns, int) and eval_ns > 0:
         rec.tokens_per_s = rec.completion_tokens / eval_ns * 1e9
+
+
+def timings(final: Mapping[str, Any]) -> dict[str, Any]:
+    """The performance model's inputs from a final chunk (Ollama names; OpenAI nodes' are translated)."""
+
+    def count(key: str) -> int:
+        v = final.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+    return {
+        "prompt_tokens": count("prompt_eval_count"),
+        "prompt_s": count("prompt_eval_duration") / 1e9,
+        "completion_tokens": count("eval_count"),
+        "gen_s": count("eval_duration") / 1e9,
+        "load_s": count("load_duration") / 1e9,
+    }
 
 
 class Recorder:
@@ -102,6 +126,7 @@ class Recorder:
         app = scope.get(APP_KEY)
         if isinstance(app, str):  # the caller's API key names its app: first among the tags
             tags = (app, *(t for t in tags if t != app))
+        priority = priority_of(header_of(scope, b"x-herd-priority"))
         rec = RequestRecord(
             started_at=time.time(),
             started=trio.current_time(),
@@ -112,6 +137,8 @@ class Recorder:
             stream=stream,
             client=client[0] if client else None,
             tags=tags,
+            app=app_of(tags, scope),
+            priority=priority,
         )
         scope[RECORD_KEY] = rec
         request_stack(scope).callback(self.finish, rec)
@@ -124,7 +151,14 @@ class Recorder:
             rec.fail(499, "client disconnected before the end")
         if rec.status == 200 and rec.error is None and rec.node_id and rec.ttft is not None:
             self.latency.observe(
-                rec.node_id, rec.model, rec.ttft, rec.tokens_per_s or 0.0, rec.duration, rec.concurrency
+                rec.node_id,
+                rec.model,
+                rec.ttft,
+                rec.tokens_per_s or 0.0,
+                rec.duration,
+                rec.concurrency,
+                at=trio.current_time(),
+                **timings(rec.final),
             )
         self.recent.append(rec)
         for sink in self.sinks:

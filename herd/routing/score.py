@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from herd.fleet.state import FleetSnapshot, NodeState
+from herd.routing.estimate import Estimate, finish_time
 from herd.routing.guest import outlook
 from herd.routing.latency import LatencyStats
 from herd.routing.signals import (  # noqa: F401  (re-exported: the scorer's public types live here too)
@@ -185,16 +186,19 @@ class Scorer:
         scored = [
             self._score(s, facts, in_flight, capacity, latency.get((s.node.node_id, model))) for s in pool
         ]
-        best_wait = min(min(c[1] for c in scored), 1e9)
+        scored = self._explore(scored, latency, model)
+        best_wait = min(min(c[1].total for c in scored), 1e9)
         out = []
         w = self.cfg.weights
         total_w = sum(getattr(w, name) for name in SIGNALS)
-        for s, wait, queue, context, full in scored:
+        floor = self.cfg.wait_floor
+        for s, est, queue, context, full in scored:
+            wait = est.total
             parts = {
                 "thermal": s.thermal,
                 "memory": s.memory,
                 "queue": queue,
-                "wait": (best_wait + 1.0) / (min(wait, 1e9) + 1.0),
+                "wait": (best_wait + floor) / (min(wait, 1e9) + floor),
                 "role": s.role,
                 "availability": s.availability,
                 "context": context,
@@ -202,12 +206,45 @@ class Scorer:
                 "outlook": outlook(s.node.heartbeat, self._duration(latency.get((s.node.node_id, model)))),
             }
             score = sum(getattr(w, k) * v for k, v in parts.items()) / total_w
-            out.append(Candidate(s.node, score, parts, full, s.hot, wait))
-        out.sort(key=lambda c: (c.full, -c.score, c.node.node_id))
+            out.append(Candidate(s.node, score, parts, full, s.hot, wait, est.saved))
+        # equal scores go to the node predicted to finish first; the node id only when nothing tells them apart
+        out.sort(key=lambda c: (c.full, -c.score, c.est_wait, c.node.node_id))
         return out[: self.cfg.top]
 
     def _duration(self, stats: LatencyStats | None) -> float:
         return stats.duration_s if stats is not None and stats.n else self.cfg.default_duration
+
+    def _explore(
+        self,
+        scored: list[tuple[_Static, Estimate, float, float, bool]],
+        latency: Mapping[tuple[str, str], LatencyStats],
+        model: str,
+    ) -> list[tuple[_Static, Estimate, float, float, bool]]:
+        """Nodes not yet measured on `model` (fewer than `explore_samples` observations): a hot one's service
+        time is at most `explore_discount` x the best measured candidate's, so it is tried (and measured) a
+        few times before its own numbers decide; a cold one's is the best measured (no bonus for a load)."""
+        cfg = self.cfg
+        measured = [
+            est.service
+            for st, est, *_ in scored
+            if est.measured and self._samples(latency, st.node.node_id, model) >= cfg.explore_samples
+        ]
+        if not measured:
+            return scored
+        best = min(measured)
+        out = []
+        for row in scored:
+            st, est = row[0], row[1]
+            if self._samples(latency, st.node.node_id, model) < cfg.explore_samples:
+                service = min(est.service, best * cfg.explore_discount) if st.hot else best
+                row = (st, Estimate(est.queue, est.load, service, est.saved), *row[2:])
+            out.append(row)
+        return out
+
+    @staticmethod
+    def _samples(latency: Mapping[tuple[str, str], LatencyStats], node_id: str, model: str) -> int:
+        stats = latency.get((node_id, model))
+        return stats.perf.n if stats is not None and stats.perf is not None else 0
 
     def _score(
         self,
@@ -216,24 +253,35 @@ class Scorer:
         in_flight: Mapping[tuple[str, str], int],
         capacity: Callable[[str, str], int],
         stats: LatencyStats | None,
-    ) -> tuple[_Static, float, float, float, bool]:
+    ) -> tuple[_Static, Estimate, float, float, bool]:
         node_id, model = s.node.node_id, facts.model
         running = in_flight.get((node_id, model), 0)
         room = capacity(node_id, model)  # 0 while the node said "busy"
         full = running >= room
         cap = max(1, room)
         queue = max(0.0, 1.0 - running / cap)
-        # requests ahead of this one, spread over the slots, each taking the p75 duration; plus any load
-        ahead = max(0, running - cap + 1)
         duration = self._duration(stats)
-        # a node that said "busy" has a queue of its own we cannot see: never worth waiting for
-        wait = math.inf if room == 0 else s.load_cost + ahead * duration / cap
+        if room == 0:
+            # a node that said "busy" has a queue of its own we cannot see: never worth waiting for
+            est = Estimate(math.inf, 0.0, 0.0)
+        else:
+            est = finish_time(
+                stats.perf if stats is not None else None,
+                duration=duration,
+                load_cost=s.load_cost,
+                hot=s.hot,
+                running=running,
+                cap=cap,
+                prompt_tokens=facts.prompt_tokens,
+                output_tokens=facts.output_tokens or self.cfg.default_output,
+                cached_tokens=facts.cached.get(node_id, 0),
+            )
         needed = facts.num_ctx or 0
         if s.loaded_ctx is None or not needed or s.loaded_ctx >= needed:
             context = 1.0
         else:
             context = self.cfg.context_reload
-        return s, wait, queue, context, full
+        return s, est, queue, context, full
 
 
 def decide(ranked: list[Candidate]) -> Candidate | None:

@@ -35,10 +35,25 @@ def rank(
     return candidates
 
 
+def elimination_reasons(
+    snap: FleetSnapshot, eliminated: Mapping[str, str], paused: Collection[str], broken: Collection[str]
+) -> dict[str, str]:
+    """node id -> what rules it out: the scorer's elimination first, else paused, else an open circuit."""
+    reasons = {n: "circuit open" for n in broken if n in snap.nodes}
+    reasons |= {n: "paused" for n in paused if n in snap.nodes}
+    return reasons | dict(eliminated)
+
+
 def no_candidate_error(
-    snap: FleetSnapshot, model: str, retry_after: float, needs: frozenset[str] = frozenset()
+    snap: FleetSnapshot,
+    model: str,
+    retry_after: float,
+    needs: frozenset[str] = frozenset(),
+    reasons: Mapping[str, str] | None = None,
 ) -> Exception:
-    """Why ranking came back empty, as the error the client should see."""
+    """Why ranking came back empty, as the error the client should see. `reasons` (node id -> what eliminated
+    it, from `Scorer.eliminated` plus paused and broken nodes) names the constraint that ruled out each node
+    that has the model."""
     if needs and snap.lacks(model, needs):
         return BadRequest(
             f"model '{model}' does not support {', '.join(sorted(needs))} (send it to a model that does)",
@@ -46,6 +61,13 @@ def no_candidate_error(
         )
     if not snap.knows_model(model):
         return ModelNotFound(f"model '{model}' not found on any node, try pulling it first", param="model")
+    why = {node_id: r for node_id, r in (reasons or {}).items() if r != "model absent"}
+    if why:
+        listed = "; ".join(f"{node_id}: {r}" for node_id, r in sorted(why.items()))
+        return NoNodeAvailable(
+            f"model '{model}' exists in the fleet but no node can serve it ({listed})",
+            retry_after=retry_after,
+        )
     return NoNodeAvailable(
         f"model '{model}' exists in the fleet but no node that has it is online", retry_after=retry_after
     )
@@ -57,9 +79,15 @@ def manages_models(node: NodeState) -> bool:
     return node.heartbeat.speaks_ollama
 
 
-def pull_target(snap: FleetSnapshot) -> NodeState | None:
-    """Where a pull should land: the routable Ollama node with the most free memory, then free disk."""
-    nodes = [n for n in snap.nodes.values() if n.routable and manages_models(n)]
-    if not nodes:
-        return None
-    return max(nodes, key=lambda n: (usable_memory(n.heartbeat), n.heartbeat.host.disk_free, n.node_id))
+def pull_targets(snap: FleetSnapshot, paused: Collection[str] = ()) -> list[NodeState]:
+    """Where a pull should land, best first: routable Ollama nodes an operator has not paused, the most free
+    memory first, then free disk (ties by node id)."""
+    nodes = [n for n in snap.nodes.values() if n.routable and manages_models(n) and n.node_id not in paused]
+    nodes.sort(key=lambda n: (-usable_memory(n.heartbeat), -n.heartbeat.host.disk_free, n.node_id))
+    return nodes
+
+
+def pull_target(snap: FleetSnapshot, paused: Collection[str] = ()) -> NodeState | None:
+    """The best of `pull_targets`, or None."""
+    nodes = pull_targets(snap, paused)
+    return nodes[0] if nodes else None

@@ -37,6 +37,10 @@ class ScoringConfig:
     cold_load: float = 10.0  # s a cold load is assumed to take when nothing has been observed
     context_reload: float = 0.2  # context signal when the loaded context is too small (forces a reload)
     top: int = 8  # candidates returned per decision
+    default_output: int = 256  # output tokens planned for before a model's output lengths were observed
+    explore_samples: int = 3  # a node with fewer observations of a model is "unmeasured" and explored
+    explore_discount: float = 0.9  # an unmeasured node's service time: at most this x the best measured one
+    wait_floor: float = 0.1  # s added to both sides of the wait ratio (keeps it finite and smooth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,8 @@ class Facts:
     num_ctx: int | None = None
     prompt_tokens: int = 0
     needs: frozenset[str] = frozenset()  # capabilities the request needs, e.g. {"vision"} for images
+    output_tokens: int = 0  # expected output (0: `ScoringConfig.default_output`)
+    cached: Mapping[str, int] = field(default_factory=dict)  # node id -> prompt tokens its cache holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +62,8 @@ class Candidate:
     breakdown: Mapping[str, float]
     full: bool
     hot: bool
-    est_wait: float
+    est_wait: float  # predicted seconds to the last token (`herd.routing.estimate`)
+    saved: float = 0.0  # of which the node's prompt cache saves this much (conversation affinity)
 
 
 def _size(node: NodeState, model: str) -> int:

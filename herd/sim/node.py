@@ -6,9 +6,10 @@ loop in `herd.sim.run` drives it. Requests beyond the node's slots wait inside t
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from herd.fleet.guest import SLOTS, GuestState, Owner
 from herd.fleet.heartbeat import Heartbeat, HostStats
@@ -34,6 +35,14 @@ class SimRequest:
     node: str | None = None
     cold: bool = False
     failed: bool = False
+    prompt: int = 0  # prompt tokens (0: prompt evaluation not simulated)
+    conv: str | None = None  # conversation: the node's prompt cache holds its last turn
+    app: str = "-"
+    body: dict[str, Any] | None = None  # a chat body for the router's affinity keys (herd.routing.affinity)
+    follow: Callable[[SimRequest, float], SimRequest | None] | None = None  # next request of the same client
+    first_token: float | None = None
+    cached: int = 0  # prompt tokens the node's cache already held
+    concurrency: int = 1
 
 
 @dataclass
@@ -46,6 +55,8 @@ class SimNode:
     max_loaded: int
     disk: dict[str, SimModel]
     slowdown: float = 0.35  # each extra concurrent request slows every request by this share
+    prompt_rate: float = 0.0  # prompt tokens evaluated per second (0: prompt evaluation costs nothing)
+    cache: OrderedDict[str, int] = field(default_factory=OrderedDict)  # conversation -> tokens in a slot
     loaded: list[str] = field(default_factory=list)  # LRU order, most recent last
     loading_until: dict[str, float] = field(default_factory=dict)
     running: list[SimRequest] = field(default_factory=list)
@@ -68,11 +79,26 @@ class SimNode:
             req.cold = True
         elif self.loading_until.get(req.model, 0.0) > now:
             load = self.loading_until[req.model] - now
-        concurrency = len(self.running)  # includes this request
-        speed = self.speed / (1 + self.slowdown * (concurrency - 1))
+        concurrency = req.concurrency = len(self.running)  # includes this request
+        factor = 1 + self.slowdown * (concurrency - 1)
+        speed = self.speed / factor
+        prompt_s = 0.0
+        if self.prompt_rate and req.prompt:
+            held = self.cache.get(req.conv, 0) if req.conv else 0
+            req.cached = held if held <= req.prompt else 0
+            prompt_s = (req.prompt - req.cached) * factor / self.prompt_rate
+        req.first_token = now + load + self.ttft + prompt_s
         if self.owner is None:
-            return load + self.ttft + req.tokens / speed
-        return self._shared(now + load + self.ttft, req.tokens, speed) - now
+            return load + self.ttft + prompt_s + req.tokens / speed
+        return self._shared(now + load + self.ttft + prompt_s, req.tokens, speed) - now
+
+    def finished(self, req: SimRequest) -> None:
+        """The slot that served `req` now holds its conversation (prompt + answer); one cache per slot."""
+        if req.conv and self.prompt_rate:
+            self.cache[req.conv] = req.prompt + req.tokens
+            self.cache.move_to_end(req.conv)
+            while len(self.cache) > self.parallel:
+                self.cache.popitem(last=False)
 
     def _shared(self, t: float, tokens: float, speed: float) -> float:
         """When `tokens` are done from `t` while the owner's load (minute by minute) takes its share."""

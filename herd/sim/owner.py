@@ -151,5 +151,5 @@ def run_owner(seed: int) -> list[OwnerFigures]:
     out = []
     for name, weights in POLICIES:
         result = simulate(replace(OWNER, seed=seed), Herd(ScoringConfig(weights=weights), name=name))
-        out.append(figures(name, result.served))
+        out.append(figures(name, result.done))
     return out

@@ -1,5 +1,6 @@
 """The latency store: every finished request's (node, model, TTFT, tokens/s, duration, concurrency) is kept in
-SQLite (`<data_dir>/latency.db`, table `latency`, readable with datasette) so p75 estimates survive a restart.
+SQLite (`<data_dir>/latency.db`, table `latency`, readable with datasette) so p75 estimates survive a restart,
+with the performance model's inputs (prompt/generation token counts and times, load time).
 
 One writer task (`LatencyStore.run`) owns the connection: the recorder hands observations over with a
 non-blocking `offer` into a bounded channel (dropped and counted if the writer falls behind — a request never
@@ -20,7 +21,7 @@ import sqlite_utils
 import trio
 
 from herd.routing.latency import WINDOW, LatencyBook
-from herd.routing.record import RequestRecord
+from herd.routing.record import RequestRecord, timings
 from herd.store.writer import BatchWriter
 
 log = logging.getLogger("herd.store")
@@ -35,6 +36,14 @@ COLUMNS = {
     "duration_s": float,
     "concurrency": int,
 }
+# The performance model's inputs (`herd.routing.perf`), added later: a database made before gets them added.
+PERF_COLUMNS = {
+    "prompt_tokens": int,
+    "prompt_s": float,
+    "completion_tokens": int,
+    "gen_s": float,
+    "load_s": float,
+}
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
@@ -46,13 +55,18 @@ def open_db(path: Path) -> sqlite_utils.Database:
     if TABLE not in db.table_names():
         db[TABLE].create(COLUMNS)  # type: ignore[union-attr]
         db[TABLE].create_index(["node", "model", "ts"])  # type: ignore[union-attr]
+    have = set(db[TABLE].columns_dict)
+    for name, kind in PERF_COLUMNS.items():
+        if name not in have:
+            db[TABLE].add_column(name, kind)  # type: ignore[union-attr]
     return db
 
 
 def load_recent(db: sqlite_utils.Database, per_key: int = WINDOW) -> list[dict[str, Any]]:
     """The newest `per_key` observations of every (node, model), oldest first."""
     sql = f"""
-        SELECT ts, node, model, ttft_s, tokens_per_s, duration_s, concurrency FROM (
+        SELECT ts, node, model, ttft_s, tokens_per_s, duration_s, concurrency,
+               prompt_tokens, prompt_s, completion_tokens, gen_s, load_s FROM (
             SELECT *, ROW_NUMBER() OVER (PARTITION BY node, model ORDER BY ts DESC) AS rn FROM {TABLE}
         ) WHERE rn <= ? ORDER BY ts
     """
@@ -93,8 +107,16 @@ class LatencyStore(BatchWriter):
             await nursery.start(load)
             for r in getattr(self, "_history", []):  # feed the book in the event loop, where it lives
                 tps = r["tokens_per_s"] if r["tokens_per_s"] and not math.isnan(r["tokens_per_s"]) else 0.0
+                perf = {k: r.get(k) or kind(0) for k, kind in PERF_COLUMNS.items()}
                 self.book.observe(
-                    r["node"], r["model"], r["ttft_s"], tps, r["duration_s"], r["concurrency"] or 1
+                    r["node"],
+                    r["model"],
+                    r["ttft_s"],
+                    tps,
+                    r["duration_s"],
+                    r["concurrency"] or 1,
+                    at=trio.current_time() - max(0.0, time.time() - r["ts"]),
+                    **perf,
                 )
             log.info(
                 "latency store %s: loaded %d observations", self.path, len(getattr(self, "_history", []))
@@ -115,5 +137,6 @@ class LatencyStore(BatchWriter):
                 "tokens_per_s": rec.tokens_per_s or 0.0,
                 "duration_s": rec.duration,
                 "concurrency": rec.concurrency,
+                **timings(rec.final),
             }
         )

@@ -134,7 +134,14 @@ def _v4(db: sqlite_utils.Database) -> None:
     db[TABLE].add_column("num_ctx", int)  # type: ignore[union-attr]
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Routing judgement: conversation affinity (hit/miss), the predicted time to finish, the fair-share app."""
+    db[TABLE].add_column("affinity", str)  # type: ignore[union-attr]
+    db[TABLE].add_column("est_finish", float)  # type: ignore[union-attr]
+    db[TABLE].add_column("app", str)  # type: ignore[union-attr]
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def open_db(path: Path) -> sqlite_utils.Database:
@@ -182,6 +189,9 @@ def row_of(rec: RequestRecord) -> dict[str, Any]:
         "concurrency": rec.concurrency,
         "context_protected": int(rec.context_protected),
         "num_ctx": rec.num_ctx,
+        "affinity": rec.affinity,
+        "est_finish": rec.est_finish,
+        "app": rec.app,
     }
 
 

@@ -54,7 +54,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         body = codec.parse_body(await request.get_data(cache=False, as_text=False, parse_form_data=False))
         model = _name(body, "model", "name")
         snap = svc.registry.snapshot
-        node = _named_node(snap, body) or pull_target(snap)
+        node = _named_node(snap, body) or pull_target(snap, svc.registry.paused)
         if node is None:
             raise NoNodeAvailable("no node is online to pull to", retry_after=5)
         upstream_body = {k: v for k, v in body.items() if k != "node"}

@@ -22,6 +22,7 @@ from quart import Blueprint, Response, request
 
 from herd.dialects import media as codec
 from herd.dialects import ollama as ollama_codec
+from herd.dialects.tags import extract_tags
 from herd.errors import BadRequest, NotFound
 from herd.routing.media import Media, catalog
 from herd.services import RouterServices
@@ -60,7 +61,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
     )
     images_dir = svc.cfg.data_dir / "images"
 
-    def record(dialect: str, path: str, model: str | None) -> Any:
+    def record(dialect: str, path: str, model: str | None, tags: tuple[str, ...]) -> Any:
         return svc.recorder.begin(
             request.scope,
             dialect=dialect,
@@ -68,10 +69,18 @@ def blueprint(svc: RouterServices) -> Blueprint:
             requested_model=model or "",
             model=model or "",
             stream=False,
+            tags=tags,
         )
 
-    async def generate(job: codec.ImageJob, dialect: str, path: str) -> tuple[list[str], dict[str, str], str]:
-        rec = record(dialect, path, job.model)
+    def json_job(raw: bytes) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """A JSON body without its `metadata`, and the request's tags (body `metadata.tags` + X-Herd-Tags)."""
+        body, tags, _ = extract_tags(ollama_codec.parse_body(raw), request.headers.get("X-Herd-Tags"))
+        return body, tags
+
+    async def generate(
+        job: codec.ImageJob, tags: tuple[str, ...], dialect: str, path: str
+    ) -> tuple[list[str], dict[str, str], str]:
+        rec = record(dialect, path, job.model, tags)
         images: list[str] = []
         backend = None
         while len(images) < job.n:  # Ollama's image API makes one image per call
@@ -87,8 +96,9 @@ def blueprint(svc: RouterServices) -> Blueprint:
     @bp.post("/v1/images/generations")
     async def images_openai() -> Response:
         raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
-        job = codec.image_job(ollama_codec.parse_body(raw), openai=True)
-        images, headers, _ = await generate(job, "openai", "/v1/images/generations")
+        body, tags = json_job(raw)
+        job = codec.image_job(body, openai=True)
+        images, headers, _ = await generate(job, tags, "openai", "/v1/images/generations")
         if job.response_format == "b64_json":
             data = [{"b64_json": img} for img in images]
         else:
@@ -100,9 +110,10 @@ def blueprint(svc: RouterServices) -> Blueprint:
     @bp.post("/api/generate-image")
     async def images_herd() -> Response:
         raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
-        job = codec.image_job(ollama_codec.parse_body(raw), openai=False)
+        body, tags = json_job(raw)
+        job = codec.image_job(body, openai=False)
         started = trio.current_time()
-        images, headers, model = await generate(job, "ollama", "/api/generate-image")
+        images, headers, model = await generate(job, tags, "ollama", "/api/generate-image")
         payload = {
             "model": model,
             "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
@@ -123,25 +134,27 @@ def blueprint(svc: RouterServices) -> Blueprint:
             raise NotFound("no such image (images are kept for a day)") from exc
         return Response(data, content_type="image/png")
 
-    async def speech_from_request() -> codec.SpeechJob:
+    async def speech_from_request() -> tuple[codec.SpeechJob, tuple[str, ...]]:
         if request.mimetype == "multipart/form-data":
             form = await request.form
             files = await request.files
             upload = files.get("file")
             audio = upload.read() if upload is not None else None
-            return codec.speech_job(dict(form.items()), audio, upload.filename if upload else None)
+            _, tags, _ = extract_tags({}, request.headers.get("X-Herd-Tags"))
+            return codec.speech_job(dict(form.items()), audio, upload.filename if upload else None), tags
         if request.mimetype == "application/json":
             raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
-            body = ollama_codec.parse_body(raw)
+            body, tags = json_job(raw)
             fields = {k: str(v) for k, v in body.items() if k != "audio" and v is not None}
-            return codec.speech_job(
+            job = codec.speech_job(
                 fields, codec.decode_audio(body.get("audio")), str(body.get("filename") or "")
             )
+            return job, tags
         raise BadRequest("send multipart/form-data with a 'file' part (or JSON with base64 'audio')")
 
     async def transcribe(dialect: str, path: str) -> tuple[codec.SpeechJob, Any, dict[str, str]]:
-        job = await speech_from_request()
-        rec = record(dialect, path, job.model)
+        job, tags = await speech_from_request()
+        rec = record(dialect, path, job.model, tags)
         backend, status, data = await media.call(
             "transcription", job.model, lambda b: codec.speech_backend_request(job, b)
         )

@@ -54,8 +54,18 @@ def spawn(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 class LlamaCluster:
-    def __init__(self, tmp: Path, names: list[str], *, embeddings: bool = True, slots: int = 2) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        names: list[str],
+        *,
+        embeddings: bool = True,
+        slots: int = 2,
+        ctx_per_slot: int = 1024,
+        router_args: tuple[str, ...] = (),
+    ) -> None:
         self.tmp, self.names, self.embeddings, self.slots = tmp, names, embeddings, slots
+        self.ctx_per_slot, self.router_args = ctx_per_slot, router_args
         self.router = ""
         self.server_url: dict[str, str] = {}
         self.servers: dict[str, subprocess.Popen[bytes]] = {}
@@ -68,12 +78,21 @@ class LlamaCluster:
         self.router = f"http://127.0.0.1:{port}"
         try:
             cmd = [*herd, "run", "--host", "127.0.0.1", "--port", str(port), "--no-local-node", "--no-mdns"]
-            cmd += ["--data-dir", str(self.tmp / "router"), "--first-byte-timeout", "60"]
+            cmd += ["--data-dir", str(self.tmp / "router"), "--first-byte-timeout", "60", *self.router_args]
             self.procs.append(spawn(cmd, self.tmp / "router.log"))
             for name in self.names:
                 port = free_port()
                 cmd = [str(server_binary()), "-m", str(model_path()), "--alias", ALIAS, "--host", "127.0.0.1"]
-                cmd += ["--port", str(port), "-t", "1", "-c", str(1024 * self.slots), "-np", str(self.slots)]
+                cmd += [
+                    "--port",
+                    str(port),
+                    "-t",
+                    "1",
+                    "-c",
+                    str(self.ctx_per_slot * self.slots),
+                    "-np",
+                    str(self.slots),
+                ]
                 cmd += ["--no-webui"] + (["--embeddings", "--pooling", "mean"] if self.embeddings else [])
                 self.servers[name] = spawn(cmd, self.tmp / f"llama-{name}.log")
                 self.server_url[name] = f"http://127.0.0.1:{port}"

@@ -175,3 +175,41 @@ def test_node_killed_mid_run(cluster: Cluster, oai: openai.OpenAI) -> None:
         done = oai.chat.completions.create(model=ALIAS, messages=PROMPT, max_tokens=8)  # type: ignore[arg-type]
         assert done.choices[0].message.content is not None
     wait_for("the dead node to leave the routable set", lambda: cluster.routable() == {survivor}, timeout=30)
+
+
+def test_the_next_turn_of_a_chat_is_an_affinity_hit_and_recorded(
+    cluster: Cluster, oai: openai.OpenAI
+) -> None:
+    document = "Herd routes each request to the machine that will finish it first. " * 12
+    messages = [
+        {"role": "system", "content": f"Answer briefly about this text: {document}"},
+        {"role": "user", "content": "What does it route?"},
+    ]
+    first = oai.chat.completions.with_raw_response.create(
+        model=ALIAS,
+        messages=messages,
+        max_tokens=8,
+        temperature=0,
+        extra_headers={"X-Herd-Tags": "e2e-affinity"},  # type: ignore[arg-type]
+    )
+    reply = first.parse().choices[0].message.content or ""
+    assert first.headers["x-herd-affinity"] == "miss"
+    messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": "And then?"}]
+    second = oai.chat.completions.with_raw_response.create(
+        model=ALIAS,
+        messages=messages,
+        max_tokens=8,
+        temperature=0,
+        extra_headers={"X-Herd-Tags": "e2e-affinity"},  # type: ignore[arg-type]
+    )
+    assert second.headers["x-herd-affinity"] == "hit"
+    assert second.headers["x-herd-node"] == first.headers["x-herd-node"]
+
+    def recorded() -> list[dict[str, object]]:
+        rows = cluster.http.get(cluster.router + "/fleet/traces", params={"tag": "e2e-affinity"}).json()
+        rows = rows.get("traces", rows) if isinstance(rows, dict) else rows
+        return rows if len(rows) >= 2 else []
+
+    rows = wait_for("both turns in the trace database", recorded)
+    assert sorted(str(r["affinity"]) for r in rows) == ["hit", "miss"]
+    assert all(isinstance(r["est_finish"], float) and r["est_finish"] > 0 for r in rows)

@@ -1,0 +1,101 @@
+"""`herd run`'s fleet-lifecycle and routing-judgement flags (heartbeat timing, thinking budgets, fair-share app
+weights, conversation affinity) and the config they make; split from `herd.cli`, which calls `add_flags` and
+`apply`. The environment arrives as an explicit mapping; nothing here reads `os.environ`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from herd.config import FleetConfig, RouterConfig
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    return default if raw is None else raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def add_flags(run: Any, env: Mapping[str, str]) -> None:
+    run.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=float(env.get("FLEET_HEARTBEAT_INTERVAL", 5.0)),
+        help="seconds between node heartbeats the router expects (sent to agents in its answer, and the "
+        "Retry-After of a 503) (env FLEET_HEARTBEAT_INTERVAL; default 5)",
+    )
+    run.add_argument(
+        "--degraded-after",
+        type=float,
+        default=float(env.get("FLEET_DEGRADED_TIMEOUT", 15.0)),
+        help="seconds without a heartbeat before a node is degraded (env FLEET_DEGRADED_TIMEOUT; default 15)",
+    )
+    run.add_argument(
+        "--offline-after",
+        type=float,
+        default=float(env.get("FLEET_OFFLINE_TIMEOUT", 30.0)),
+        help="seconds without a heartbeat before a node is offline (env FLEET_OFFLINE_TIMEOUT; default 30)",
+    )
+    run.add_argument(
+        "--thinking-overhead",
+        type=float,
+        default=float(env.get("FLEET_THINKING_OVERHEAD", 4.0)),
+        help="num_predict multiplier for thinking models (env FLEET_THINKING_OVERHEAD; default 4)",
+    )
+    run.add_argument(
+        "--thinking-min-predict",
+        type=int,
+        default=int(env.get("FLEET_THINKING_MIN_PREDICT", 1024)),
+        help="least num_predict a thinking model gets (env FLEET_THINKING_MIN_PREDICT; default 1024)",
+    )
+    run.add_argument(
+        "--app-weight",
+        action="append",
+        default=None,
+        metavar="NAME=W",
+        help="relative share of the holding queue for an app (its tag, API key name or client address); "
+        "repeatable; others weigh 1 (env FLEET_APP_WEIGHTS, comma-separated)",
+    )
+    run.add_argument(
+        "--no-affinity",
+        action="store_true",
+        default=not _flag(env, "FLEET_AFFINITY", True),
+        help="do not prefer the node holding a conversation's prompt cache (env FLEET_AFFINITY=0)",
+    )
+
+
+def app_weights(flags: Sequence[str] | None, env: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
+    """`NAME=W` pairs from the flags, else from FLEET_APP_WEIGHTS; a bad pair is a usage error."""
+    raw = list(flags) if flags else [p for p in env.get("FLEET_APP_WEIGHTS", "").split(",") if p.strip()]
+    out: dict[str, float] = {}
+    for pair in raw:
+        name, sep, weight = pair.strip().rpartition("=")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = -1.0
+        if not sep or not name or not value > 0:
+            raise SystemExit(f"herd run: --app-weight wants NAME=W with W > 0, got {pair!r}")
+        out[name] = value
+    return tuple(out.items())
+
+
+def apply(cfg: RouterConfig, args: argparse.Namespace, env: Mapping[str, str]) -> RouterConfig:
+    """`cfg` with these flags applied."""
+    interval = max(0.1, args.heartbeat_interval)
+    degraded = max(interval, args.degraded_after)
+    fleet = FleetConfig(
+        heartbeat_interval=interval,
+        degraded_after=degraded,
+        offline_after=max(degraded, args.offline_after),
+        sweep_interval=cfg.fleet.sweep_interval,
+    )
+    routing = dataclasses.replace(
+        cfg.routing,
+        thinking_multiplier=max(1.0, args.thinking_overhead),
+        thinking_min_predict=max(0, args.thinking_min_predict),
+        app_weights=app_weights(args.app_weight, env),
+        affinity=not args.no_affinity,
+    )
+    return dataclasses.replace(cfg, fleet=fleet, routing=routing)
