@@ -36,7 +36,9 @@ def test_owner_load_slows_generation_minute_by_minute() -> None:
 def test_owner_node_gets_less_long_work_in_office_hours() -> None:
     plain, live, learned = run_owner(seed=1)
     assert plain.long_in_hours == live.long_in_hours == learned.long_in_hours > 50
-    assert learned.share_in_hours < live.share_in_hours < plain.share_in_hours
-    assert learned.share_in_hours < 0.15 < 0.4 < plain.share_in_hours
+    # the time-to-finish estimate already learns that the owner's machine got slower (issue 12); the live
+    # owner load never makes it worse, and the learned week keeps long work off it before it slows
+    assert learned.share_in_hours < live.share_in_hours <= plain.share_in_hours
+    assert learned.share_in_hours < 0.15
     assert learned.share_outside == plain.share_outside  # outside office hours nothing changes
     assert len(learned.long_latencies) == len(plain.long_latencies)
