@@ -15,6 +15,7 @@ from trio_websocket import open_websocket_url
 
 from herd.insight import prompts
 from herd.insight.bench import priors
+from herd.routing.score import Facts
 from herd.store import bench_queries, queries
 
 MODEL = "llama3.2:3b"
@@ -95,6 +96,13 @@ async def test_a_run_over_two_nodes_ranks_the_faster_one_faster(
     assert bench_queries.load_priors(tmp_path / "traces.db") == best
     assert sorted(hooked, key=lambda r: r.ts) == stored
     assert bench_queries.load_priors(tmp_path / "none.db") == {}
+    # wired into the router: the single-request results seeded its performance model
+    perf = fleet.router.latency.all[("slow", MODEL)].perf
+    assert perf is not None and perf.gen_rate == 10.0 and perf.prompt_rate == 250.0
+    for node_id in nodes:  # the run took minutes of virtual time: the nodes report again
+        await fleet.beat(node_id)
+    ranked = fleet.router.services.proxy.ranked(Facts(MODEL))
+    assert ranked[0].node.node_id == "fast" and ranked[0].est_wait < ranked[1].est_wait
 
 
 async def test_cancel_stops_a_running_benchmark(

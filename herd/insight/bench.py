@@ -18,6 +18,8 @@ from typing import Any
 
 from herd.errors import BadRequest, NotFound
 from herd.fleet.state import FleetSnapshot, normalize_model
+from herd.routing.latency import LatencyBook
+from herd.routing.perf import prior
 
 MAX_PARALLEL = 16
 DEFAULT_PARALLEL = 4
@@ -218,6 +220,16 @@ def priors(results: Iterable[BenchResult]) -> dict[tuple[str, str], BenchResult]
         if have is None or (r.parallel, -r.ts) < (have.parallel, -have.ts):
             best[key] = r
     return best
+
+
+def feed_priors(latency: LatencyBook, results: Iterable[BenchResult], now: float, samples: int) -> int:
+    """Seed the routing performance model (`LatencyBook.seed`) with `priors(results)`; pairs already measured by
+    live traffic keep their own numbers. Returns how many were taken."""
+    taken = 0
+    for (node_id, model), r in priors(results).items():
+        perf = prior(now, prompt_rate=r.prompt_tps, gen_rate=r.gen_tps, load_s=r.load_s, samples=samples)
+        taken += latency.seed(node_id, model, perf)
+    return taken
 
 
 def ranking(results: Iterable[BenchResult], model: str) -> list[BenchResult]:

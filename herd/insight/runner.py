@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,10 +109,12 @@ class BenchRunner:
         publish: Callable[[dict[str, Any]], None],  # a run's JSON on every step (the dashboard's frames)
         max_queued: int = 4,
         keep: int = 20,
+        history: Callable[[], Iterable[BenchResult]] | None = None,
     ) -> None:
         self.registry, self.slots, self.queue, self.proxy = registry, slots, queue, proxy
         self.store, self.publish, self.keep = store, publish, keep
         self.sinks: list[Callable[[BenchResult], None]] = []  # e.g. the routing performance model's priors
+        self.history = history  # blocking: stored results, replayed through the sinks once at start
         self.runs: dict[str, BenchRun] = {}
         self._own: dict[str, int] = {}
         self._send, self._receive = trio.open_memory_channel[BenchRun](max_queued)
@@ -146,6 +148,11 @@ class BenchRunner:
 
     # ------------------------------------------------------------------------------------ the service
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if self.history is not None:  # earlier runs' results seed the routing model before traffic arrives
+            for result in await trio.to_thread.run_sync(lambda: list(self.history() if self.history else ())):
+                for sink in self.sinks:
+                    sink(result)
+            self.history = None  # once per router start, not on a supervised restart
         task_status.started()
         async for run in self._receive:
             if run.status == "queued":

@@ -25,6 +25,7 @@ from herd.fleet.trust import FleetGate
 from herd.guard.keyfile import ApiKeys, KeyReloader
 from herd.guard.origins import OriginPolicy, is_loopback_bind
 from herd.guard.rules import Policy
+from herd.insight.bench import BenchResult, feed_priors
 from herd.insight.runner import BenchRunner
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
@@ -44,10 +45,11 @@ from herd.routing.proxy import Proxy
 from herd.routing.pulse import Pulse
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import Recorder
-from herd.routing.score import Scorer
+from herd.routing.score import Scorer, ScoringConfig
 from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 from herd.services import RouterServices
+from herd.store.bench_queries import load_priors
 from herd.store.latency import LatencyStore
 from herd.store.settings_file import SettingsKeeper
 from herd.store.traces import TraceStore
@@ -119,8 +121,8 @@ class Router:
             gate=FleetGate(Verifier(cfg.trust.token) if cfg.trust.token else None),
         )
         # The benchmark runner sends through the proxy; it writes to the trace store and the dashboard built
-        # below (late-bound). The routing performance model takes its results as priors: append its hook to
-        # `self.bench.sinks` (and, at start, feed it `bench_queries.load_priors(data_dir / "traces.db")`).
+        # below (late-bound). Its single-request results (and, at start, the stored ones) seed the routing
+        # performance model as priors until live traffic says otherwise.
         self.bench = BenchRunner(
             self.registry,
             self.slots,
@@ -128,7 +130,9 @@ class Router:
             self.services.proxy,
             store=lambda table, row: self.traces.offer_row(row, table),
             publish=lambda run: self.broadcaster.on_benchmark(run),
+            history=lambda: load_priors(cfg.data_dir / "traces.db").values(),
         )
+        self.bench.sinks.append(self._bench_prior)
         self.services = dataclasses.replace(self.services, bench=self.bench)
         if self.affinity is not None:
             self.services.recorder.sinks.append(
@@ -173,6 +177,10 @@ class Router:
         # Optional duties that need the services and the bound addresses (mDNS advertiser, the local node
         # agent): built once the server is bound, without I/O, then started in order.
         self.duty_factories = duties or []
+
+    def _bench_prior(self, result: BenchResult) -> None:
+        if result.parallel == 1:
+            feed_priors(self.latency, [result], trio.current_time(), ScoringConfig().explore_samples)
 
     def stop(self) -> None:
         self.web.stop()

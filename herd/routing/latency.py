@@ -95,6 +95,19 @@ class LatencyBook:
             perf=perf,
         )
 
+    def seed(self, node_id: str, model: str, perf: Perf) -> bool:
+        """Take `perf` (a benchmark's prior) for (node, model) unless live requests were observed there; the
+        first live observation then mixes into it (`herd.routing.perf.update`)."""
+        key = (node_id, model)
+        if key in self._obs or perf.gen_rate is None:
+            return False
+        self.version += 1
+        self._perf[key] = perf
+        self._stats[key] = LatencyStats(
+            ttft_s=0.0, tokens_per_s=perf.gen_rate, duration_s=0.0, n=0, perf=perf
+        )
+        return True
+
     def stats(self, node_id: str, model: str) -> LatencyStats | None:
         return self._stats.get((node_id, model))
 
@@ -104,7 +117,7 @@ class LatencyBook:
 
     def model_duration(self, model: str) -> float | None:
         """p75 duration across every node serving `model` (for queue wait estimates)."""
-        durations = [s.duration_s for (_, m), s in self._stats.items() if m == model]
+        durations = [s.duration_s for (_, m), s in self._stats.items() if m == model and s.n]
         return max(durations) if durations else None
 
     def model_output(self, model: str) -> int | None:

@@ -82,3 +82,23 @@ def update(old: Perf | None, s: Sample) -> Perf:
         load_s=load,
         n=p.n + 1,
     )
+
+
+def prior(
+    now: float,
+    *,
+    prompt_rate: float | None,
+    gen_rate: float | None,
+    load_s: float | None,
+    samples: int,
+) -> Perf:
+    """A performance model from a fleet benchmark (`herd.insight`): what one request alone can expect before
+    live traffic says otherwise. It counts as `samples` observations (so the node is not explored again), and is
+    dated a day back, so the first live observation weighs (almost) fully against it."""
+    return Perf(
+        at=now - 86_400.0,
+        prompt_rate=prompt_rate if prompt_rate and prompt_rate > 0 else None,
+        gen_rate=gen_rate if gen_rate and gen_rate > 0 else None,
+        load_s=load_s if load_s and load_s > 0.5 else None,
+        n=samples,
+    )
