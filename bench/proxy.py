@@ -62,6 +62,11 @@ def cpu_seconds(proc: psutil.Process) -> float:
     return float(t.user + t.system)
 
 
+def thread_seconds(proc: psutil.Process) -> float:
+    """CPU of the process's threads other than the main one (worker threads: SQLite writes, ...)."""
+    return float(sum(t.user_time + t.system_time for t in proc.threads() if t.id != proc.pid))
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     with httpx.Client(trust_env=False, timeout=2) as http:
@@ -194,14 +199,17 @@ def run_case(
     rounds: dict[str, list[RoundResult]] = {t: [] for t in TARGETS}
     cpu = {t: {p: 0.0 for p in TARGETS} for t in TARGETS}  # target -> process -> CPU seconds
     wall = dict.fromkeys(TARGETS, 0.0)
+    threads = dict.fromkeys(TARGETS, 0.0)  # the router's worker threads' CPU during each target's rounds
     per_round: dict[str, list[tuple[float, int]]] = {t: [] for t in TARGETS}  # (own CPU s, requests)
     for i in range(case.rounds):
         for t in TARGETS[i % 3 :] + TARGETS[: i % 3]:
             before = {p: cpu_seconds(procs[p][0]) for p in TARGETS}
+            threads0 = thread_seconds(procs["router"][0])
             res = run_round(conns[t], "/api/chat", case.body, case.requests, case.check)
             for p in TARGETS:
                 cpu[t][p] += cpu_seconds(procs[p][0]) - before[p]
             wall[t] += res.wall
+            threads[t] += thread_seconds(procs["router"][0]) - threads0
             rounds[t].append(res)
             per_round[t].append((cpu_seconds(procs[t][0]) - before[t], len(res.samples)))
             for err in res.errors[:3]:
@@ -226,6 +234,9 @@ def run_case(
             ]
             out[t]["req_per_s_rounds"] = [round(len(r.samples) / r.wall, 1) for r in rounds[t] if r.wall]
     out["router_cpu_ms_per_req_net"] = out["router"]["cpu_ms_per_req"]
+    n = sum(len(r.samples) for r in rounds["router"]) or 1
+    idle_threads = threads["direct"] / wall["direct"]
+    out["router"]["thread_cpu_ms_per_req"] = (threads["router"] - idle_threads * wall["router"]) * 1000 / n
     return out
 
 
