@@ -123,3 +123,69 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# py-spy's collapsed stacks (`py-spy record -f raw`): each sample goes to the innermost frame that belongs to a
+# stage; Trio, the standard library and anything unlisted are transparent (they count for their caller).
+STAGES = [
+    ("herd/backends/rawhttp.py", "upstream client"),
+    ("herd/routing/relay.py", "relay"),
+    ("herd/routing/lines.py", "relay"),
+    ("herd/routing/native.py", "relay"),
+    ("herd/metrics.py", "metrics"),
+    ("herd/store/", "trace write (row, queue, SQLite thread)"),
+    ("herd/observe/", "other record sinks (dashboard, latency store, affinity)"),
+    ("herd/routing/affinity.py (sink", "other record sinks (dashboard, latency store, affinity)"),
+    ("herd/routing/record.py", "record (begin, finish, latency book)"),
+    ("herd/routing/latency.py (observe", "record (begin, finish, latency book)"),
+    ("herd/routing/score.py", "scoring"),
+    ("herd/routing/estimate.py", "scoring"),
+    ("herd/routing/capacity.py", "scoring"),
+    ("herd/routing/latency.py", "scoring"),
+    ("herd/routing/affinity.py", "scoring"),
+    ("herd/routing/select.py", "scoring"),
+    ("herd/routing/queue.py", "slot and queue"),
+    ("herd/routing/slots.py", "slot and queue"),
+    ("herd/routing/proxy.py", "slot and queue, attempt bookkeeping"),
+    ("herd/routing/policies.py", "policies"),
+    ("herd/dialects/", "body parse and validation"),
+    ("herd/web/guard.py", "guard"),
+    ("herd/guard/", "guard"),
+    ("herd/web/fastpath.py", "fast-path dispatcher, handlers"),
+    ("herd/inference/", "fast-path dispatcher, handlers"),
+    ("quart", "ASGI/Quart (+ werkzeug), Quart handlers"),
+    ("werkzeug", "ASGI/Quart (+ werkzeug), Quart handlers"),
+    ("herd/web/", "ASGI/Quart (+ werkzeug), Quart handlers"),
+    ("herd/web/server.py", "request scope wrapper (herd/web/server.py)"),
+    ("hypercorn/", "server (hypercorn, its h11), both pay it"),
+    ("h11/", "server (hypercorn, its h11), both pay it"),
+]
+IDLE = (  # waiting, not working: the event loop's epoll, idle worker threads, the log queue's listener
+    "epoll.poll",
+    "get_events (trio/_core/_io_epoll.py",
+    "_run.py:2926)",
+    "_thread_cache.py:211)",
+    "QueueListener.dequeue",
+)
+
+
+def _stage(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for marker, stage in STAGES:
+            if marker in frame:
+                if stage.startswith("server") and any("rawhttp.py" in f for f in frames):
+                    return "upstream client"
+                return stage
+    return "Trio scheduler, the rest"
+
+
+def spy_budget(path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        if any(mark in frames[-1] for mark in IDLE):
+            continue
+        stage = _stage(frames)
+        counts[stage] = counts.get(stage, 0) + int(n)
+    return counts

@@ -59,13 +59,42 @@ class _Conn:
 
 
 class _Response:
-    __slots__ = ("_chunked", "_conn", "complete", "status")
+    __slots__ = ("_carry", "_chunked", "_conn", "complete", "status")
 
     def __init__(self, conn: _Conn, status: int, chunked: bool) -> None:
         self._conn = conn
         self._chunked = chunked
+        self._carry: list[bytes] = []  # the start of a chunk `ready` took but could not finish
         self.status = status
         self.complete = False
+
+    def ready(self) -> bytes:
+        """Every whole chunk h11 can frame from what is already buffered, joined; no I/O."""
+        out: list[bytes] = []
+        conn = self._conn.h11
+        try:
+            while not self.complete:
+                event = conn.next_event()
+                if type(event) is h11.Data:
+                    if self._chunked and not event.chunk_end:
+                        self._carry.append(event.data)
+                        continue
+                    out += [*self._carry, event.data]
+                    self._carry = []
+                elif type(event) is h11.EndOfMessage:
+                    out += self._carry
+                    self._carry = []
+                    self.complete = True
+                    break
+                elif event is h11.NEED_DATA:
+                    break
+                else:
+                    raise UpstreamError(
+                        "protocol", f"unexpected {type(event).__name__} inside a response body"
+                    )
+        except h11.RemoteProtocolError as exc:
+            raise UpstreamError("read", f"broken response body: {exc}") from exc
+        return b"".join(out)
 
     def chunks(self) -> AsyncIterator[bytes]:
         return self
@@ -76,7 +105,7 @@ class _Response:
     async def __anext__(self) -> bytes:
         if self.complete:
             raise StopAsyncIteration
-        parts: list[bytes] = []
+        parts, self._carry = self._carry, []
         try:
             while True:
                 event = await self._conn.event()

@@ -6,7 +6,7 @@ the relays in `herd.routing.relay` iterate it. A silent backend becomes `Upstrea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
@@ -14,11 +14,16 @@ from herd.backends.upstream import UpstreamError
 
 
 class LineStream:
-    __slots__ = ("_buf", "_chunks", "_eof", "_idle")
+    __slots__ = ("_buf", "_chunks", "_eof", "_idle", "_ready")
 
-    def __init__(self, chunks: AsyncIterator[bytes], idle_timeout: float) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[bytes], idle_timeout: float, ready: Callable[[], bytes] | None = None
+    ) -> None:
+        """`ready`: what the upstream has already received beyond the chunk just read (no waiting), so a burst
+        of lines goes out in one block."""
         self._chunks = chunks
         self._idle = idle_timeout
+        self._ready = ready
         self._buf = b""
         self._eof = False
 
@@ -34,7 +39,7 @@ class LineStream:
         except StopAsyncIteration:
             self._eof = True
             return False
-        self._buf += chunk
+        self._buf += chunk + self._ready() if self._ready is not None else chunk
         return True
 
     async def prime(self) -> None:

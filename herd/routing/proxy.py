@@ -289,7 +289,7 @@ class Proxy:
         if req.wrap is not None:
             chunks = req.wrap(chunks)
             scope.push_async_callback(chunks.aclose)  # type: ignore[attr-defined]  # an async generator
-        lines = LineStream(chunks, ucfg.idle_timeout)
+        lines = LineStream(chunks, ucfg.idle_timeout, resp.ready if req.wrap is None else None)
         with trio.move_on_at(first_byte_deadline) as cs:
             await lines.prime()
         if cs.cancelled_caught:
