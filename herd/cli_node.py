@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from herd.cli_lanproxy import add_lan_proxy_flags, with_lan_proxy
 from herd.cli_trust import add_trust_flags, trust_config
 from herd.config import DEFAULT_OLLAMA_URL, MediaConfig, NodeConfig
 from herd.fleet.heartbeat import BACKENDS
@@ -103,6 +104,7 @@ def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
         help="IPv4 address to browse for the router on; repeatable (env FLEET_MDNS_INTERFACES)",
     )
     add_trust_flags(node, env, router=False)
+    add_lan_proxy_flags(node, env)
 
 
 def interfaces(flag: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
@@ -114,7 +116,7 @@ def interfaces(flag: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str,
 
 def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
     trust, _ = trust_config(args, args.data_dir.expanduser(), router=False)
-    return NodeConfig(
+    cfg = NodeConfig(
         trust=trust,
         node_id=args.node_id,
         data_dir=args.data_dir.expanduser(),
@@ -135,3 +137,4 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
             service_port=args.service_port,
         ),
     )
+    return with_lan_proxy(args, cfg)

@@ -112,6 +112,11 @@ class NodeConfig:
     # Media backends this node serves besides its main backend (see herd.node.media).
     media: MediaConfig = field(default_factory=lambda: MediaConfig())
     trust: TrustConfig = field(default_factory=lambda: TrustConfig())
+    # Serve a loopback-only backend to the router through the agent's own port, for fleet-token signed
+    # requests only (herd.node.lanproxy); decided from --lan-proxy on/off/auto by herd.node.lanpolicy.
+    lan_proxy: bool = False
+    lan_proxy_host: str = "0.0.0.0"
+    lan_proxy_port: int = 11437
 
 
 @dataclass(frozen=True, slots=True)

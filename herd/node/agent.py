@@ -138,6 +138,7 @@ class Agent:
         host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
         backend: str = OLLAMA,
         media: MediaScout | None = None,
+        signed: bool = False,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -154,6 +155,7 @@ class Agent:
         self.host_probe = host_probe
         self.backend = backend
         self.media = media
+        self.signed = signed  # the backend URL is the agent's LAN proxy (herd.node.lanproxy)
         self._openai = OpenAIProber(client, backend_url) if backend == OPENAI else None
         self.sent = 0
         self.last: Heartbeat | None = None
@@ -185,7 +187,7 @@ class Agent:
         if self.media is not None:
             with trio.move_on_after(self.probe_timeout):
                 media = await self.media.scan(probe, self.advertise())
-        return build_heartbeat(
+        hb = build_heartbeat(
             node_id=self.node_id,
             backend_url=self.advertise(),
             probe=probe,
@@ -195,6 +197,7 @@ class Agent:
             backend=self.backend,
             media=media,
         )
+        return replace(hb, signed=True) if self.signed else hb
 
     async def _deliver(self, hb: Heartbeat | None) -> bool:
         """Send `hb`, or (None) the heartbeat of right now once the sink is ready: the backend URL the router
