@@ -15,7 +15,9 @@ heartbeat is a 400, never a half-filled node.
       "media": [             # optional: image generation and speech-to-text the node can serve
         {"kind": "image", "model": "x/z-image-turbo", "url": "http://10.0.0.5:11434", "api": "ollama"},
         {"kind": "transcription", "model": "whisper-1", "url": "http://10.0.0.5:11436", "api": "openai"}
-      ]
+      ],
+      "signed": true         # optional: backend_url is the agent's LAN proxy, which takes fleet-token
+                             # signed requests only (herd.node.lanproxy); the router signs every request to it
     }
 """
 
@@ -60,6 +62,8 @@ class Heartbeat:
     parallel: int = 0
     # Media backends: {"kind": "image" | "transcription", "model", "url", "api": "openai" | "ollama"}.
     media: tuple[dict[str, str], ...] = ()
+    # backend_url is the agent's LAN proxy: every request to it must carry the fleet-token signature.
+    signed: bool = False
 
     @property
     def speaks_ollama(self) -> bool:
@@ -93,6 +97,7 @@ class Heartbeat:
             "loaded": list(self.loaded),
             "parallel": self.parallel,
             "media": [dict(m) for m in self.media],
+            "signed": self.signed,
         }
 
 
@@ -181,4 +186,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         loaded=_entries(obj, "loaded"),
         parallel=max(0, int(_field(obj, "parallel", int, 0))),
         media=_media(obj),
+        signed=_field(obj, "signed", bool, False),
     )
