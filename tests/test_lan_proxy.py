@@ -224,6 +224,7 @@ async def test_chats_go_through_the_proxy_signed_and_nothing_else_passes(
         )
         assert tags.status_code == 200 and tags.json()["models"][0]["name"] == MODEL
         assert tags.headers["content-type"].startswith("application/json")
+        assert len(tags.headers.get_list("date")) == 1  # the backend's, not doubled by the proxy
         assert proxy.refused == 5 and len(fake.requests) == 5  # refused requests never reached the backend
 
 

@@ -211,6 +211,7 @@ class LanProxy:
         config.bind = [f"{self.host}:{self.port}"]
         config.loglevel = "WARNING"
         config.accesslog = None
+        config.include_date_header = config.include_server_header = False  # the backend's pass through
         timeout = httpx.Timeout(None, connect=self.connect_timeout)  # generation may pause for long
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
         async with (
