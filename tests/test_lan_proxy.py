@@ -2,7 +2,8 @@
 functions; the flags (no token: exit 2 with the reason); and through real servers on 127.0.0.1:0 — a fake
 Ollama, a real agent with `--lan-proxy` and the fleet token, a router with the same token — chats (stream and
 not), a model listing and a pull go through the proxy signed, while unsigned, wrongly signed or replayed
-requests to the proxy get 401 with the reason, and a client leaving mid-stream cancels the backend's stream."""
+requests to the proxy get 401 with the reason, a router without the token is told why, and a client leaving
+mid-stream cancels the backend's stream."""
 
 from __future__ import annotations
 
@@ -245,3 +246,18 @@ async def test_client_leaving_mid_stream_cancels_the_backend_stream(
             while fake.cancelled_streams == 0 or fleet.router.slots.total():  # noqa: ASYNC110 (polls another server)
                 await trio.sleep(0.01)
         assert fake.active_streams == 0 and fake.completed_streams == 0
+
+
+async def test_a_router_without_the_token_is_told_why_the_proxied_node_refuses(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    fake = FakeOllama([FakeModel(MODEL)], loaded=[MODEL])
+    await nursery.start(fake.run)
+    fleet = await start_fleet(nursery, tmp_path, nodes={})  # no fleet token: it cannot sign
+    async with proxied_node(fleet, fake, tmp_path) as proxy:
+        resp = await fleet.http.post(
+            fleet.url + "/api/chat", json={"model": MODEL, "messages": USER, "stream": False}
+        )
+        assert resp.status_code == 401 and "LAN proxy of herd node 'proxied'" in resp.text, resp.text
+        assert "the router needs the same --fleet-token" in resp.text
+        assert fake.requests == [] and proxy.refused >= 1
