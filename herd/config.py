@@ -144,6 +144,11 @@ class NodeConfig:
     busy_apps: tuple[str, ...] = ()
     meeting_pause: bool = False
     capacity_learning: bool = True
+    # Serve a loopback-only backend to the router through the agent's own port, for fleet-token signed
+    # requests only (herd.node.lanproxy); decided from --lan-proxy on/off/auto by herd.node.lanpolicy.
+    lan_proxy: bool = False
+    lan_proxy_host: str = "0.0.0.0"
+    lan_proxy_port: int = 11437
 
 
 @dataclass(frozen=True, slots=True)

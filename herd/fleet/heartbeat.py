@@ -17,6 +17,8 @@ heartbeat is a 400, never a half-filled node.
         {"kind": "transcription", "model": "whisper-1", "url": "http://10.0.0.5:11436", "api": "openai"}
       ],
       "gpu": null, "thermal": null, "on_battery": null, ...  # optional: see herd.fleet.guest
+      "signed": true         # optional: backend_url is the agent's LAN proxy, which takes fleet-token
+                             # signed requests only (herd.node.lanproxy); the router signs every request to it
     }
 """
 
@@ -64,6 +66,8 @@ class Heartbeat:
     media: tuple[dict[str, str], ...] = ()
     # GPU, thermal, battery, owner load, memory ceiling, learned week (herd.fleet.guest); all optional.
     guest: GuestState = NO_GUEST
+    # backend_url is the agent's LAN proxy: every request to it must carry the fleet-token signature.
+    signed: bool = False
 
     @property
     def speaks_ollama(self) -> bool:
@@ -98,6 +102,7 @@ class Heartbeat:
             "parallel": self.parallel,
             "media": [dict(m) for m in self.media],
             **self.guest.to_json(),
+            "signed": self.signed,
         }
 
 
@@ -187,4 +192,5 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         parallel=max(0, int(_field(obj, "parallel", int, 0))),
         media=_media(obj),
         guest=parse_guest(obj),
+        signed=_field(obj, "signed", bool, False),
     )
