@@ -10,6 +10,7 @@ python3 tasks.py bench [args...]             # router vs direct proxy benchmark 
 python3 tasks.py bench-routing [--seeds N]   # policies on the simulated mixed fleet (bench/routing.py)
 python3 tasks.py bench-scale                 # scoring a 1,000-node x 50-model snapshot (bench/scale.py)
 python3 tasks.py bench-llama                 # real inference: herd over 2 llama.cpp nodes vs one (bench/llama.py)
+python3 tasks.py bench-guard                 # the web edge guard vs the bare app, CPU per request (bench/guard.py)
 python3 tasks.py bench-lanproxy              # the agent's LAN proxy vs a direct connection (bench/lanproxy.py)
 python3 tasks.py e2e-setup                   # build llama-server once (~10-20 min) + install the SmolLM2 model
 """
