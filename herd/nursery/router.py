@@ -84,7 +84,7 @@ class Router:
                 settings,
             ),
             latency=self.latency,
-            recorder=Recorder(self.latency),
+            recorder=Recorder(self.latency, known=lambda model: self.registry.snapshot.serves(model)),
             metrics=Metrics(),
             settings=settings,
             policy=PolicyConfig(
@@ -102,10 +102,15 @@ class Router:
             port=cfg.port,
             graceful_timeout=cfg.graceful_timeout,
             access_log=cfg.access_log,
+            on_unexpected=self.services.metrics.count_unexpected,
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)
-        self.traces = TraceStore(cfg.data_dir / "traces.db", retention_days=cfg.retention_days)
+        self.traces = TraceStore(
+            cfg.data_dir / "traces.db",
+            retention_days=cfg.retention_days,
+            on_reject=self.services.metrics.count_rejected_row,
+        )
         self.services.recorder.sinks.append(self.traces.offer)
         self.services.recorder.sinks.append(self.services.metrics.observe)
         self.expiry = Expiry(self.registry)

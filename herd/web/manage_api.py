@@ -18,6 +18,7 @@ from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
 from herd.reqscope import request_stack
 from herd.routing.select import manages_models, pull_target
 from herd.services import RouterServices
+from herd.validate import header_value, model_name
 
 JSON = "application/json; charset=utf-8"
 
@@ -26,7 +27,7 @@ def _name(body: dict[str, Any], *keys: str) -> str:
     for key in keys:
         value = body.get(key)
         if isinstance(value, str) and value.strip():
-            return value
+            return model_name(value, key)
     raise BadRequest(f"'{keys[0]}' is required and must be a non-empty string", param=keys[0])
 
 
@@ -35,7 +36,7 @@ def _named_node(snap: FleetSnapshot, body: dict[str, Any]) -> NodeState | None:
     if node_id is None:
         return None
     if not isinstance(node_id, str) or node_id not in snap.nodes:
-        raise NotFound(f"no node '{node_id}' in the fleet", param="node")
+        raise NotFound(f"no node '{str(node_id)[:200]}' in the fleet", param="node")
     node = snap.nodes[node_id]
     if not manages_models(node):
         raise BadRequest(
@@ -66,7 +67,10 @@ def blueprint(svc: RouterServices) -> Blueprint:
         if node is None:
             raise NoNodeAvailable("no node is online to pull to", retry_after=5)
         upstream_body = {k: v for k, v in body.items() if k != "node"}
-        headers = {"X-Herd-Node": node.node_id, "X-Herd-Model": normalize_model(model)}
+        headers = {
+            "X-Herd-Node": header_value(node.node_id),
+            "X-Herd-Model": header_value(normalize_model(model)),
+        }
         if not codec.wants_stream(body):
             status, data = await forward(node, "POST", "/api/pull", upstream_body)
             return Response(data, status=status, content_type=JSON, headers=headers)

@@ -20,6 +20,7 @@ from herd.fleet.state import normalize_model
 from herd.reqscope import request_stack
 from herd.routing import policies, relay
 from herd.services import RouterServices
+from herd.validate import header_value
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json; charset=utf-8"
@@ -123,7 +124,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             data,
             status=status,
             content_type=JSON,
-            headers={"X-Herd-Node": node.node_id, "X-Herd-Model": model},
+            headers={"X-Herd-Node": header_value(node.node_id), "X-Herd-Model": header_value(model)},
         )
 
     @bp.get("/api/tags")

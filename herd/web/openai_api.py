@@ -21,6 +21,7 @@ from herd.routing.media import catalog as media_catalog
 from herd.routing.proxy import Opened
 from herd.routing.record import RequestRecord
 from herd.services import RouterServices
+from herd.validate import model_name
 
 JSON = "application/json; charset=utf-8"
 
@@ -160,7 +161,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/v1/models/<path:model_id>")
     async def model(model_id: str) -> Response:
-        entry = catalog.find_model(svc.registry.snapshot, model_id)
+        entry = catalog.find_model(svc.registry.snapshot, model_name(model_id))
         if entry is None:
             raise ModelNotFound(f"The model '{model_id}' does not exist", param="model")
         return _json(codec.model_object(entry))
