@@ -83,7 +83,9 @@ class Req:
 
     def __repr__(self) -> str:
         body = self.body[:200] if self.body else self.body
-        return f"Req({self.method} {self.path!r} params={self.params} headers={self.headers} body={body!r})"
+        headers = {k: v[:100] for k, v in self.headers.items()}
+        path = self.path if len(self.path) < 200 else f"{self.path[:200]}...({len(self.path)} chars)"
+        return f"Req({self.method} {path!r} params={self.params} headers={headers} body={body!r})"
 
 
 def _dumps(obj: Any) -> bytes:
@@ -195,7 +197,9 @@ def _segment() -> st.SearchStrategy[str]:
 
 def _query() -> st.SearchStrategy[dict[str, str]]:
     value = st.one_of(
-        st.sampled_from(["1", "24", "0", "-1", "1e999", "nan", "9" * 400, "\u0661\u0662", "²", "\x00", "\ud800", ""]),
+        st.sampled_from(
+            ["1", "24", "0", "-1", "1e999", "nan", "9" * 400, "\u0661\u0662", "²", "\x00", "\ud800", ""]
+        ),
         st.text(max_size=10),
     )
     keys = st.sampled_from(["hours", "limit", "status", "since", "model", "node", "tag", "dialect"])
