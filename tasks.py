@@ -102,12 +102,13 @@ def bench_llama(args: list[str]) -> int:
 def fuzz(args: list[str]) -> int:
     """The property-based fuzz suite with many examples (the default test run makes 300)."""
     setup()
-    examples, seed = "20000", "11"
-    for flag, value in zip(args, args[1:], strict=False):
-        if flag == "--examples":
-            examples = value
-        elif flag == "--seed":
-            seed = value
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tasks.py fuzz")
+    parser.add_argument("--examples", default="20000")
+    parser.add_argument("--seed", default="11")
+    opts = parser.parse_args(args)
+    examples, seed = opts.examples, opts.seed
     env = {**os.environ, "HERD_FUZZ_EXAMPLES": examples, "HERD_FUZZ_SEED": seed}
     print(f"+ HERD_FUZZ_EXAMPLES={examples} HERD_FUZZ_SEED={seed} pytest tests/test_fuzz.py", flush=True)
     return subprocess.run([str(PY), "-m", "pytest", "-q", "tests/test_fuzz.py"], cwd=ROOT, env=env).returncode
