@@ -1,7 +1,8 @@
 """The heartbeat wire format, shared by the agent (`herd.node`) that sends it and the registry that ingests it.
 
 A heartbeat is a JSON object posted to `POST /heartbeat` on the router. Parsing is pure and strict: a bad
-heartbeat is a 400, never a half-filled node.
+heartbeat is a 400, never a half-filled node. Everything in it is bounded (the MAX_* below; names follow
+`herd.validate.model_name`), and so is its body (`FleetConfig.heartbeat_max_bytes`, 413).
 
     {
       "node_id": "gpu-box-1", "agent_version": "0.1.0", "backend": "ollama",
