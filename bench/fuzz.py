@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from bench.proxy import free_port, wait_http  # noqa: E402
-from fuzzing import Req, fuzz_fleet, problem, run  # noqa: E402
+from fuzzing import DISCONNECTS, Req, fuzz_fleet, problem, run  # noqa: E402
 
 
 def dir_bytes(path: Path) -> int:
@@ -111,7 +111,13 @@ def blocking(
     statuses: dict[int, int] = {}
     problems: list[str] = []
 
+    previous: list[str] = [""]
+    disconnects: list[str] = []
+
     def on_answer(req: Req, resp: httpx.Response) -> None:
+        if DISCONNECTS and DISCONNECTS[-1] == repr(req) and len(disconnects) < len(DISCONNECTS):
+            disconnects.append(f"{req!r} after {previous[0]}"[:600])
+        previous[0] = f"{req!r} -> {resp.status_code} {resp.headers.get('connection')}"
         statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
         found = problem(req, resp)
         if found is not None and len(problems) < 20:
@@ -139,6 +145,7 @@ def blocking(
             "statuses": dict(sorted(statuses.items())),
             "status_500": statuses.get(500, 0),
             "problems": problems,
+            "disconnects": disconnects,
             "unexpected_metric": unexpected,
         },
         "names": {
@@ -159,6 +166,9 @@ def report(r: dict[str, Any]) -> None:
     print(f"500s: {f['status_500']}; other problems: {len(f['problems'])}; {f['unexpected_metric']}")
     for p in f["problems"]:
         print("  ", p[:300])
+    print(f"connections the router closed under a request (retried once): {len(f['disconnects'])}")
+    for d in f["disconnects"][:5]:
+        print("  ", d)
     print("\n| after | RSS MB | data dir MB | metric series |\n|---|---|---|---|")
     for label, key in (
         ("start (after the fuzz run)", "before"),

@@ -311,7 +311,15 @@ def send(client: httpx.Client, base: str, req: Req) -> httpx.Response:
     headers = {k: v.strip(" \t").encode("latin-1") for k, v in req.headers.items()}
     data = {k: _wire(v) for k, v in req.data.items()} if req.data is not None else None
     files = {k: (_wire(n).decode("latin-1"), b) for k, (n, b) in req.files.items()} if req.files else None
-    return client.request(req.method, url, content=req.body, headers=headers, files=files, data=data)
+    try:
+        return client.request(req.method, url, content=req.body, headers=headers, files=files, data=data)
+    except httpx.RemoteProtocolError:
+        # the server closed a kept-alive connection as this request went out: once more on a fresh one
+        DISCONNECTS.append(repr(req))
+        return client.request(req.method, url, content=req.body, headers=headers, files=files, data=data)
+
+
+DISCONNECTS: list[str] = []  # requests that met a connection the router had closed (retried once)
 
 
 def _wire(text: str) -> bytes:
