@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from bench.proxy import free_port, wait_http  # noqa: E402
 from fuzzing import DISCONNECTS, Req, fuzz_fleet, problem, run  # noqa: E402
+
+from bench.proxy import free_port, wait_http  # noqa: E402
 
 
 def dir_bytes(path: Path) -> int:
@@ -72,7 +73,27 @@ def sample(proc: psutil.Process, data_dir: Path, client: httpx.Client, url: str)
     }
 
 
-async def main(args: argparse.Namespace) -> dict[str, Any]:
+async def with_fakes(
+    args: argparse.Namespace, url: str, proc: psutil.Process, data_dir: Path
+) -> dict[str, Any]:
+    """The fake fleet, registered and kept fresh, while the blocking part runs in a worker thread."""
+    async with trio.open_nursery() as nursery, httpx.AsyncClient(trust_env=False) as http:
+        fakes = fuzz_fleet()
+        await fakes.start(nursery)
+        await fakes.beat(http, url)
+
+        async def keep_beating() -> None:
+            while True:
+                await trio.sleep(5)
+                await fakes.beat(http, url)
+
+        nursery.start_soon(keep_beating)
+        result = await trio.to_thread.run_sync(lambda: blocking(args, url, fakes.ollama.url, proc, data_dir))
+        nursery.cancel_scope.cancel()
+    return result
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="herd-fuzz-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -83,23 +104,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         router = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_http(url + "/api/version", router, log)
-        proc = psutil.Process(router.pid)
-        async with trio.open_nursery() as nursery, httpx.AsyncClient(trust_env=False) as http:
-            fakes = fuzz_fleet()
-            await fakes.start(nursery)
-            await fakes.beat(http, url)
-
-            async def keep_beating() -> None:
-                while True:
-                    await trio.sleep(5)
-                    await fakes.beat(http, url)
-
-            nursery.start_soon(keep_beating)
-            result = await trio.to_thread.run_sync(
-                lambda: blocking(args, url, fakes.ollama.url, proc, data_dir)
-            )
-            nursery.cancel_scope.cancel()
-        return result
+        return trio.run(with_fakes, args, url, psutil.Process(router.pid), data_dir)
     finally:
         router.terminate()
         router.wait(10)
@@ -186,7 +191,7 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--names", type=int, default=10_000)
     args = parser.parse_args()
-    result = trio.run(main, args)
+    result = main(args)
     report(result)
     out = ROOT / "bench" / "results" / f"fuzz-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
