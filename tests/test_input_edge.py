@@ -240,3 +240,13 @@ def _fleet_cfg(**kw: Any) -> Any:
     from herd.config import FleetConfig
 
     return FleetConfig(**kw)
+
+
+async def test_an_early_400_keeps_the_connection_usable(nursery: trio.Nursery, tmp_path: Path) -> None:
+    fleet, _ = await fuzz_router(nursery, tmp_path)
+    limits = httpx.Limits(max_connections=1)
+    async with httpx.AsyncClient(trust_env=False, limits=limits, timeout=10) as client:
+        for _ in range(20):
+            resp = await client.post(fleet.url + "/api/transcribe", content=b'{"model": 1}' + b" " * 300_000)
+            assert resp.status_code == 400 and resp.json()["error"]
+            assert (await client.get(fleet.url + "/api/version")).status_code == 200

@@ -13,7 +13,15 @@ from quart import Blueprint, Response, request
 
 from herd.backends.upstream import UpstreamError
 from herd.dialects import ollama as codec
-from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, NotFound, UpstreamFailed, UpstreamStatus
+from herd.errors import (
+    BadRequest,
+    ModelNotFound,
+    NoNodeAvailable,
+    NotFound,
+    UpstreamFailed,
+    UpstreamStatus,
+    gateway_status,
+)
 from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
 from herd.reqscope import request_stack
 from herd.routing.select import manages_models, pull_target
@@ -73,7 +81,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         }
         if not codec.wants_stream(body):
             status, data = await forward(node, "POST", "/api/pull", upstream_body)
-            return Response(data, status=status, content_type=JSON, headers=headers)
+            return Response(data, status=gateway_status(status), content_type=JSON, headers=headers)
         stack = request_stack(request.scope)
         try:
             resp = await stack.enter_async_context(

@@ -135,6 +135,8 @@ def blueprint(svc: RouterServices) -> Blueprint:
             return codec.speech_job(
                 fields, codec.decode_audio(body.get("audio")), str(body.get("filename") or "")
             )
+        # read the body first: an answer before the whole body is in makes the server drop the connection
+        await request.get_data(cache=False, as_text=False, parse_form_data=False)
         raise BadRequest("send multipart/form-data with a 'file' part (or JSON with base64 'audio')")
 
     async def transcribe(dialect: str, path: str) -> tuple[codec.SpeechJob, Any, dict[str, str]]:
