@@ -5,9 +5,9 @@
 
 1. `--requests` fuzzed requests (hypothesis strategies of tests/fuzzing.py, one per example): count of each
    status, of 500s and of answers with another problem (an error without a JSON body, a 5xx other than 502-504).
-2. RSS and data-dir size of the router before and after `--names` distinct bad model names sent to /api/chat
-   (each 100th one a 1 MB name, the rest a mix of unknown 200-character names and names with NUL/surrogates),
-   then again after a second batch of as many, to show where growth stops.
+2. RSS, data-dir size and metric series of the router before and after each of `--batches` batches of
+   `--names` distinct bad model names sent to /api/chat (each 100th one a 1 MB name, the rest a mix of unknown
+   200-character names and names with NUL/surrogates), to show where growth stops.
 
 Prints a markdown table and writes JSON to bench/results/.
 """
@@ -137,11 +137,11 @@ def blocking(
             for line in client.get(url + "/metrics").text.splitlines()
             if line.startswith("herd_unexpected")
         ]
-        before = sample(proc, data_dir, client, url)
-        first = flood(client, url, bad_names(1, args.names))
-        after_one = sample(proc, data_dir, client, url)
-        second = flood(client, url, bad_names(2, args.names))
-        after_two = sample(proc, data_dir, client, url)
+        samples = [sample(proc, data_dir, client, url)]
+        batches = []
+        for batch in range(1, args.batches + 1):
+            batches.append(flood(client, url, bad_names(batch, args.names)))
+            samples.append(sample(proc, data_dir, client, url))
     return {
         "machine": f"{platform.machine()} {psutil.cpu_count()} cpu, Python {platform.python_version()}",
         "fuzz": {
@@ -153,14 +153,7 @@ def blocking(
             "disconnects": disconnects,
             "unexpected_metric": unexpected,
         },
-        "names": {
-            "per_batch": args.names,
-            "statuses_first": first,
-            "statuses_second": second,
-            "before": before,
-            "after_first": after_one,
-            "after_second": after_two,
-        },
+        "names": {"per_batch": args.names, "statuses": batches, "samples": samples},
     }
 
 
@@ -175,21 +168,18 @@ def report(r: dict[str, Any]) -> None:
     for d in f["disconnects"][:5]:
         print("  ", d)
     print("\n| after | RSS MB | data dir MB | metric series |\n|---|---|---|---|")
-    for label, key in (
-        ("start (after the fuzz run)", "before"),
-        (f"+{n['per_batch']:,} bad names", "after_first"),
-        (f"+{2 * n['per_batch']:,} bad names", "after_second"),
-    ):
-        s = n[key]
+    for i, s in enumerate(n["samples"]):
+        label = f"+{i * n['per_batch']:,} bad names" if i else "start (after the fuzz run)"
         print(f"| {label} | {s['rss_mb']} | {s['data_dir_mb']} | {s['metric_series']} |")
-    print(f"\nstatuses per batch: {n['statuses_first']} / {n['statuses_second']}")
+    print(f"\nstatuses per batch: {n['statuses']}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="bench/fuzz.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--names", type=int, default=10_000)
+    parser.add_argument("--names", type=int, default=10_000, help="distinct bad model names per batch")
+    parser.add_argument("--batches", type=int, default=3)
     args = parser.parse_args()
     result = main(args)
     report(result)
