@@ -132,6 +132,16 @@ async def test_asgi_wrapper_answers_an_escaped_exception_with_a_body() -> None:
     error = json.loads(sent[1]["body"])["error"]
     assert error["type"] == "server_error" and error["message"] == "internal error: UnicodeEncodeError"
 
+    async def cut_app(scope: Any, receive: Any, send: Any) -> None:  # fails mid-body: counted, not re-started
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("a bug mid-stream")
+
+    sent.clear()
+    await RequestScoped(cut_app, on_unexpected=lambda: counted.append(1))(
+        {"type": "http", "path": "/api/chat", "method": "POST"}, receive, send
+    )
+    assert [m["type"] for m in sent] == ["http.response.start"] and counted == [1, 1]
+
     async def splitting_app(scope: Any, receive: Any, send: Any) -> None:
         headers = [(b"x-herd-model", b"a\r\nSet-Cookie: x"), (b"x-long", b"y" * 20_000)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
