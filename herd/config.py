@@ -39,6 +39,10 @@ class FleetConfig:
     offline_after: float = 30.0
     # How often the expiry task re-evaluates node states.
     sweep_interval: float = 1.0
+    # A node silent this long is forgotten (dropped from the fleet, its series and listings with it).
+    forget_after: float = 24 * 3600.0
+    # Largest heartbeat body accepted (413 beyond).
+    heartbeat_max_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

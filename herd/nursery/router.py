@@ -112,7 +112,7 @@ class Router:
                 affinity=self.affinity,
             ),
             latency=self.latency,
-            recorder=Recorder(self.latency),
+            recorder=Recorder(self.latency, known=lambda model: self.registry.snapshot.serves(model)),
             metrics=Metrics(),
             settings=settings,
             policy=PolicyConfig(
@@ -166,10 +166,15 @@ class Router:
             access_log=cfg.access_log,
             certfile=cfg.trust.certfile,
             keyfile=cfg.trust.keyfile,
+            on_unexpected=self.services.metrics.count_unexpected,
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)
-        self.traces = TraceStore(cfg.data_dir / "traces.db", retention_days=cfg.retention_days)
+        self.traces = TraceStore(
+            cfg.data_dir / "traces.db",
+            retention_days=cfg.retention_days,
+            on_reject=self.services.metrics.count_rejected_row,
+        )
         self.services.recorder.sinks.append(self.traces.offer)
         self.services.recorder.sinks.append(self.services.metrics.observe)
         if self.contexts is not None:

@@ -14,12 +14,13 @@ from quart import Blueprint, Response, request
 from herd.dialects import embeddings
 from herd.dialects import ollama as codec
 from herd.dialects.tags import extract_tags
-from herd.errors import ModelNotFound
+from herd.errors import ModelNotFound, gateway_status
 from herd.fleet import catalog
 from herd.fleet.state import normalize_model
 from herd.reqscope import request_stack
 from herd.routing import aliases, policies, relay
 from herd.services import RouterServices
+from herd.validate import header_value
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json; charset=utf-8"
@@ -123,9 +124,9 @@ def blueprint(svc: RouterServices) -> Blueprint:
         node, status, data = await svc.proxy.call(model, "/api/show", raw)
         return Response(
             data,
-            status=status,
+            status=gateway_status(status),
             content_type=JSON,
-            headers={"X-Herd-Node": node.node_id, "X-Herd-Model": model},
+            headers={"X-Herd-Node": header_value(node.node_id), "X-Herd-Model": header_value(model)},
         )
 
     @bp.get("/api/tags")
