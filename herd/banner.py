@@ -23,16 +23,33 @@ def reachable_urls(bound: Sequence[str], host: str, lan: Sequence[str]) -> list[
     if host not in WILDCARDS or not bound:
         return list(bound)
     port = _port(bound[0])
+    scheme = bound[0].split("://", 1)[0]
     addresses = [a for a in lan if not a.startswith("127.")] + ["127.0.0.1"]
-    return [f"http://{a}:{port}" for a in dict.fromkeys(addresses)]
+    return [f"{scheme}://{a}:{port}" for a in dict.fromkeys(addresses)]
 
 
-def add_node_command(router_url: str) -> str:
-    """The one-line command that adds a node to this router (run beside the node's Ollama)."""
-    return f"herd node --router-url {router_url}"
+def add_node_command(router_url: str, *, token_file: str | None = None, tls: bool = False) -> str:
+    """The one-line command that adds a node to this router (run beside the node's Ollama). With a fleet token
+    it names where the token is (never the token itself: consoles end up in logs); with TLS, the CA to trust."""
+    parts = [f"herd node --router-url {router_url}"]
+    if token_file is not None:
+        parts.append(
+            f"--fleet-token <the token in {token_file}>" if token_file else "--fleet-token <the fleet token>"
+        )
+    if tls:
+        parts.append("--ca-file <the router's certificate, if self-signed>")
+    return " ".join(parts)
 
 
-def ready_block(urls: Sequence[str], *, mdns: bool, nodes: Sequence[str], version: str) -> str:
+def ready_block(
+    urls: Sequence[str],
+    *,
+    mdns: bool,
+    nodes: Sequence[str],
+    version: str,
+    token_file: str | None = None,
+    tls: bool = False,
+) -> str:
     """The block `herd run` prints once it is ready."""
     main = urls[0]
     seen = f"{len(nodes)} ({', '.join(nodes)})" if nodes else "none yet (they join within one heartbeat)"
@@ -43,7 +60,7 @@ def ready_block(urls: Sequence[str], *, mdns: bool, nodes: Sequence[str], versio
         f"  dashboard   {main}/dashboard",
         "  mDNS        " + ("on: nodes on this LAN find the router by themselves" if mdns else "off"),
         f"  nodes       {seen}",
-        f"  add a node  {add_node_command(main)}",
+        f"  add a node  {add_node_command(main, token_file=token_file, tls=tls)}",
     ]
     return "\n".join(lines)
 

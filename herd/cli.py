@@ -19,6 +19,7 @@ from herd.cli_trust import TOKEN_FILE, TrustSetupError, add_trust_flags, print_j
 from herd.config import (
     DEFAULT_OLLAMA_URL,
     DEFAULT_ROUTER_PORT,
+    FleetConfig,
     RouterConfig,
     RoutingConfig,
     UpstreamConfig,
@@ -174,6 +175,21 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     cli_routing.add_flags(run, env)
 
+    run.add_argument(
+        "--forget-after",
+        type=float,
+        default=float(env.get("FLEET_FORGET_AFTER", 24 * 3600)),
+        help="seconds after which a node that stopped heartbeating is forgotten (env FLEET_FORGET_AFTER; "
+        "default 86400)",
+    )
+    run.add_argument(
+        "--heartbeat-max-bytes",
+        type=int,
+        default=int(env.get("FLEET_HEARTBEAT_MAX_BYTES", 1024 * 1024)),
+        help="largest heartbeat body accepted, larger ones get 413 (env FLEET_HEARTBEAT_MAX_BYTES; "
+        "default 1048576)",
+    )
+
     add_node_parser(sub, env)
     pull = sub.add_parser(
         "pull",
@@ -272,6 +288,10 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
         upstream=UpstreamConfig(
             idle_timeout=max(1.0, args.stream_idle_timeout),
             first_byte_timeout=max(1.0, args.first_byte_timeout),
+        ),
+        fleet=FleetConfig(
+            forget_after=max(60.0, args.forget_after),
+            heartbeat_max_bytes=max(64 * 1024, args.heartbeat_max_bytes),
         ),
         routing=RoutingConfig(
             queue_timeout=max(0.0, args.queue_timeout),

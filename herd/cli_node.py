@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from herd.cli_lanproxy import add_lan_proxy_flags, with_lan_proxy
 from herd.cli_trust import add_trust_flags, trust_config
 from herd.config import DEFAULT_OLLAMA_URL, MediaConfig, NodeConfig
 from herd.fleet.heartbeat import BACKENDS
@@ -104,6 +105,7 @@ def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
     )
     add_trust_flags(node, env, router=False)
     add_guest_flags(node, env)
+    add_lan_proxy_flags(node, env)
 
 
 def _on(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -156,7 +158,7 @@ def interfaces(flag: Sequence[str] | None, env: Mapping[str, str]) -> tuple[str,
 
 def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
     trust, _ = trust_config(args, args.data_dir.expanduser(), router=False)
-    return NodeConfig(
+    cfg = NodeConfig(
         trust=trust,
         node_id=args.node_id,
         data_dir=args.data_dir.expanduser(),
@@ -180,3 +182,4 @@ def node_config(args: argparse.Namespace, env: Mapping[str, str]) -> NodeConfig:
         meeting_pause=args.meeting_pause,
         capacity_learning=args.capacity_learning,
     )
+    return with_lan_proxy(args, cfg)

@@ -39,6 +39,10 @@ class FleetConfig:
     offline_after: float = 30.0
     # How often the expiry task re-evaluates node states.
     sweep_interval: float = 1.0
+    # A node silent this long is forgotten (dropped from the fleet, its series and listings with it).
+    forget_after: float = 24 * 3600.0
+    # Largest heartbeat body accepted (413 beyond).
+    heartbeat_max_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,11 @@ class NodeConfig:
     busy_apps: tuple[str, ...] = ()
     meeting_pause: bool = False
     capacity_learning: bool = True
+    # Serve a loopback-only backend to the router through the agent's own port, for fleet-token signed
+    # requests only (herd.node.lanproxy); decided from --lan-proxy on/off/auto by herd.node.lanpolicy.
+    lan_proxy: bool = False
+    lan_proxy_host: str = "0.0.0.0"
+    lan_proxy_port: int = 11437
 
 
 @dataclass(frozen=True, slots=True)

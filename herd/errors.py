@@ -86,11 +86,20 @@ class UpstreamStatus(HerdError):
     openai_type = "invalid_request_error"
 
     def __init__(self, status: int, message: str) -> None:
+        if gateway_status(status) != status:
+            message = f"the node answered HTTP {status}: {message}"
         super().__init__(message)
-        self.status = status
+        self.node_status = status
+        self.status = gateway_status(status)
         self.code = "upstream_error"
         if status >= 500:
             self.openai_type = "server_error"
+
+
+def gateway_status(status: int) -> int:
+    """The status herd answers for a node's: a node's own failure (a 5xx other than 503/504) is herd's 502, so
+    a 500 from herd always means herd itself failed."""
+    return 502 if status >= 500 and status not in (503, 504) else status
 
 
 class FleetBusy(HerdError):

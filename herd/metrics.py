@@ -8,13 +8,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from herd.routing.record import RequestRecord
+from herd.validate import storable
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> str:
     def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return storable(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
     inner = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
     return "{" + inner + "}" if inner else ""
@@ -45,6 +46,14 @@ class Metrics:
         self.ttft: dict[str, Histogram] = {}
         self.retries = 0
         self.fallbacks = 0
+        self.unexpected_errors = 0  # exceptions no handler expected, answered 500 (each one is a bug)
+        self.rejected_trace_rows = 0  # trace rows SQLite refused (the rest of their batch was kept)
+
+    def count_rejected_row(self) -> None:
+        self.rejected_trace_rows += 1
+
+    def count_unexpected(self) -> None:
+        self.unexpected_errors += 1
 
     def observe(self, rec: RequestRecord) -> None:
         """Recorder sink."""
@@ -95,6 +104,14 @@ def render(
     _histogram(out, "herd_ttft_seconds", m.ttft)
     out += ["# TYPE herd_retries_total counter", f"herd_retries_total {m.retries}"]
     out += ["# TYPE herd_fallbacks_total counter", f"herd_fallbacks_total {m.fallbacks}"]
+    out += [
+        "# HELP herd_unexpected_errors_total Exceptions answered with a 500 (each one is a bug to report).",
+        "# TYPE herd_unexpected_errors_total counter",
+        f"herd_unexpected_errors_total {m.unexpected_errors}",
+        "# HELP herd_trace_rows_rejected_total Trace rows the store refused; the rest of their batch was kept.",
+        "# TYPE herd_trace_rows_rejected_total counter",
+        f"herd_trace_rows_rejected_total {m.rejected_trace_rows}",
+    ]
     out += ["# HELP herd_queue_depth Requests waiting for a slot.", "# TYPE herd_queue_depth gauge"]
     for model, depth in sorted(queue_depths.items()):
         out.append(f"herd_queue_depth{_labels([('model', model)])} {depth}")

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ from harness import start_fleet
 from test_node_agent import RecordingSink, agent, fixed_host, free_port
 
 from herd.banner import add_node_command, joined_line, reachable_urls, ready_block
-from herd.config import RouterConfig
+from herd.config import RouterConfig, Secret, TrustConfig
 from herd.node.local import LocalNode
 from herd.nursery.announce import Announcer
 from herd.nursery.router import Router
@@ -44,6 +45,14 @@ def test_ready_block_says_everything_once() -> None:
     assert add_node_command(urls[0]) == "herd node --router-url http://192.168.1.5:11435"
     assert block.count(add_node_command(urls[0])) == 1 and block.splitlines()[0] == "herd 9.9 router is ready"
     assert "on:" in ready_block(urls, mdns=True, nodes=[], version="9.9")
+    # with a fleet token the line says where the token is, never the token; with TLS, which CA to trust
+    line = add_node_command("https://10.0.0.2:11435", token_file="/root/.herd/fleet-token", tls=True)
+    assert line == (
+        "herd node --router-url https://10.0.0.2:11435 --fleet-token <the token in /root/.herd/fleet-token>"
+        " --ca-file <the router's certificate, if self-signed>"
+    )
+    assert "<the fleet token>" in add_node_command("http://h:1", token_file="")
+    assert reachable_urls(["https://0.0.0.0:8443"], "0.0.0.0", ["10.0.0.2"])[0] == "https://10.0.0.2:8443"
 
 
 async def test_router_prints_the_ready_block(nursery: trio.Nursery, tmp_path: Path) -> None:
@@ -64,6 +73,16 @@ async def test_router_prints_the_ready_block(nursery: trio.Nursery, tmp_path: Pa
     )
     urls = await nursery.start(router.run)
     assert len(printed) == 2 and f"API         {urls[0]}" in printed[1]
+    # a fleet with a token: the block says where the token is and never shows it
+    token = "s3cret-token-0123456789"
+    (tmp_path / "r2").mkdir(exist_ok=True)
+    (tmp_path / "r2" / "fleet-token").write_text(token)
+    secured = replace(cfg, trust=TrustConfig(fleet_token=Secret(token)))
+    await nursery.start(
+        Announcer(secured, fleet.router.services, ["http://0.0.0.0:4242"], printed.append).run
+    )
+    assert f"--fleet-token <the token in {tmp_path / 'r2' / 'fleet-token'}>" in printed[2]
+    assert token not in printed[2]
 
 
 async def test_node_prints_the_router_it_joined_and_its_models(nursery: trio.Nursery, tmp_path: Path) -> None:

@@ -33,7 +33,9 @@ async def test_metrics_after_some_traffic(nursery: trio.Nursery, tmp_path: Path)
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = parse(resp.text)
     assert samples[f'herd_requests_total{{model="{MODEL}",node="n1",status="200"}}'] == 2
-    assert samples['herd_requests_total{model="ghost:latest",node="none",status="404"}'] == 1
+    assert (
+        samples['herd_requests_total{model="(unknown)",node="none",status="404"}'] == 1
+    )  # one label for all
     assert samples[f'herd_request_duration_seconds_count{{model="{MODEL}"}}'] == 2
     assert samples[f'herd_request_duration_seconds_bucket{{model="{MODEL}",le="+Inf"}}'] == 2
     assert samples[f'herd_tokens_total{{model="{MODEL}",kind="completion"}}'] > 0

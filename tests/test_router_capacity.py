@@ -79,7 +79,7 @@ async def test_slots_return_to_zero_after_cuts_at_every_stage(
     url = fleet.url + "/api/chat"
 
     node.fail_next.append((500, "before first byte"))  # 1. fails before the first byte
-    assert (await fleet.http.post(url, json=CHAT)).status_code == 500
+    assert (await fleet.http.post(url, json=CHAT)).status_code == 502
     await settle(fleet)
     node.fail_after_chunks = 2  # 2. cut mid-stream
     assert "error" in (await fleet.http.post(url, json=CHAT)).text.splitlines()[-1]

@@ -165,7 +165,7 @@ async def test_every_node_failing_is_502(nursery: trio.Nursery, tmp_path: Path) 
     fleet = await start_fleet(nursery, tmp_path)
     fleet.nodes["n1"].fail_next.append((500, "broken"))
     resp = await fleet.http.post(fleet.url + "/api/chat", json={"model": MODEL, "messages": []})
-    assert resp.status_code == 500 and "broken" in resp.json()["error"]
+    assert resp.status_code == 502 and "broken" in resp.json()["error"]  # a node's 500 is herd's 502
 
 
 async def test_failure_after_first_byte_ends_with_error_line(nursery: trio.Nursery, tmp_path: Path) -> None:

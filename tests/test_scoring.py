@@ -190,3 +190,14 @@ def test_incremental_index_matches_a_fresh_scorer() -> None:
         got = [(c.node.node_id, round(c.score, 9)) for c in live.rank(snap, Facts(M), **kw)]
         want = [(c.node.node_id, round(c.score, 9)) for c in Scorer().rank(snap, Facts(M), **kw)]
         assert got == want, step
+
+
+def test_scorer_keeps_no_index_for_names_the_fleet_lacks() -> None:
+    """The scorer's per-model index grew by one entry per distinct name callers sent (issue 11)."""
+    scorer = Scorer()
+    snap = snap_of(node("a"), node("b", loaded=True))
+    kw: dict[str, Any] = {"now": 0.0, "in_flight": {}, "capacity": lambda n, m: 1, "latency": {}}
+    for i in range(100):
+        assert scorer.rank(snap, Facts(f"ghost-{i}:latest"), **kw) == []
+    assert scorer.rank(snap, Facts(M), **kw)
+    assert list(scorer._index) == [M]

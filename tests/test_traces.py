@@ -47,7 +47,7 @@ async def test_every_request_becomes_a_row(nursery: trio.Nursery, tmp_path: Path
         .fetchall()
     )
     assert rows[0] == ("ollama", MODEL, "n1", 200, '["nightly"]', 1, 1)
-    assert rows[1][:4] == ("openai", "ghost:latest", None, 404)
+    assert rows[1][:4] == ("openai", "(unknown)", None, 404)  # a name the fleet does not know: one key
 
 
 async def test_retention_and_migrations(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from herd.errors import BadRequest
+from herd.validate import model_name
 
 STOP = {"stop": "end_turn", "length": "max_tokens"}
 
@@ -35,9 +36,7 @@ def _text(blocks: list[dict[str, Any]]) -> str:
 
 
 def request_to_ollama(body: dict[str, Any]) -> tuple[dict[str, Any], MessagesOptions]:
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise BadRequest("'model' is required and must be a non-empty string", param="model")
+    model = model_name(body.get("model"))
     max_tokens = body.get("max_tokens")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise BadRequest("'max_tokens' is required and must be a positive integer", param="max_tokens")

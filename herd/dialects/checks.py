@@ -10,25 +10,10 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from herd.errors import BadRequest
+from herd.validate import json_type, model_name
 
 Check = Callable[[Any], bool]
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+__all__ = ["json_type"]
 
 
 def is_str(value: Any) -> bool:
@@ -95,6 +80,15 @@ def required_str(obj: dict[str, Any], key: str, prefix: str = "") -> str:
     if not value.strip():
         fail(path, f"'{path}' must not be blank")
     return value
+
+
+def required_model(obj: dict[str, Any], key: str, prefix: str = "") -> str:
+    """A model name field: required, and within herd's one rule for names (`herd.validate.model_name`)."""
+    path = path_of(prefix, key)
+    value = obj.get(key)
+    if value is None or value == "":
+        fail(path, f"'{path}' is required")
+    return model_name(value, path)
 
 
 def as_object(value: Any, path: str) -> dict[str, Any]:

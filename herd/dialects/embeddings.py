@@ -10,13 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from herd.errors import BadRequest
+from herd.validate import model_name
 
 
 def _model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise BadRequest("'model' is required and must be a non-empty string", param="model")
-    return model
+    return model_name(body.get("model"))
 
 
 def _number(body: dict[str, Any], name: str) -> None:

@@ -2,8 +2,9 @@
 Anthropic (`{"type": "error", "error": {"type", "message"}}`), any other `/v1/...` OpenAI
 (`{"error": {"message", "type", "param", "code"}}`), everything else Ollama (`{"error": "..."}`).
 
-Pure: used by the Quart error handler (`herd.web.errors`) and by the web edge's guard (`herd.web.guard`),
-which answers before any route runs.
+Pure: used by the Quart error handler (`herd.web.errors`), by the web edge's guard (`herd.web.guard`), which
+answers before any route runs, and by the ASGI wrapper in `herd.web.server` for the last-resort 500 (an
+exception that escaped Quart), so no error answer is ever empty.
 """
 
 from __future__ import annotations
@@ -35,19 +36,22 @@ def dialect_of(path: str) -> str:
 
 def error_payload(
     path: str, status: int, message: str, *, code: str, openai_type: str, param: str | None = None
-) -> dict[str, object]:
+) -> bytes:
+    """The JSON body of an error answer for a request to `path` (ASCII: lone surrogates are escaped)."""
+    payload: dict[str, object]
     dialect = dialect_of(path)
     if dialect == "anthropic":
         kind = ANTHROPIC_TYPES.get(status, "api_error")
-        return {"type": "error", "error": {"type": kind, "message": message}}
-    if dialect == "openai":
-        return {"error": {"message": message, "type": openai_type, "param": param, "code": code}}
-    return {"error": message}
+        payload = {"type": "error", "error": {"type": kind, "message": message}}
+    elif dialect == "openai":
+        payload = {"error": {"message": message, "type": openai_type, "param": param, "code": code}}
+    else:
+        payload = {"error": message}
+    return json.dumps(payload).encode()
 
 
 def herd_error_body(path: str, exc: HerdError) -> bytes:
     """The JSON body for `exc` as the caller of `path` expects it."""
-    payload = error_payload(
+    return error_payload(
         path, exc.status, exc.message, code=exc.code, openai_type=exc.openai_type, param=exc.param
     )
-    return json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")

@@ -20,10 +20,14 @@ from herd.backends.upstream import error_message
 from herd.errors import BadRequest, UpstreamFailed, UpstreamStatus
 from herd.fleet.heartbeat import OLLAMA
 from herd.routing.media import Backend, Request
+from herd.validate import model_name, number, text
 
 SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 STT_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 MAX_AUDIO = 100 * 1024 * 1024
+MAX_FILENAME = 255
+MAX_LANGUAGE = 64
+MAX_PROMPT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +54,7 @@ def _int(body: dict[str, Any], name: str, lo: int, hi: int, default: int | None)
 
 def _model(body: dict[str, Any]) -> str | None:
     model = body.get("model")
-    if model is not None and (not isinstance(model, str) or not model.strip()):
-        raise BadRequest("'model' must be a non-empty string", param="model")
-    return model
+    return None if model is None else model_name(model)
 
 
 def image_job(body: dict[str, Any], *, openai: bool) -> ImageJob:
@@ -138,6 +140,14 @@ def images_from(backend: Backend, status: int, data: bytes) -> list[str]:
     return images
 
 
+def decode_image(data: str) -> bytes:
+    """A backend's base64 image as bytes; undecodable base64 is the backend failing (502)."""
+    try:
+        return base64.b64decode(data.split(",", 1)[-1] if data.startswith("data:") else data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UpstreamFailed("the image backend sent an image that is not valid base64") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class SpeechJob:
     model: str | None
@@ -165,12 +175,14 @@ def speech_job(fields: dict[str, str], audio: bytes | None, filename: str | None
             temperature = float(fields["temperature"])
         except ValueError as exc:
             raise BadRequest("'temperature' must be a number", param="temperature") from exc
+        number(temperature, "temperature", 0.0, 2.0)
+    model, language, prompt = (fields.get(k) or None for k in ("model", "language", "prompt"))
     return SpeechJob(
-        model=fields.get("model") or None,
+        model=None if model is None else model_name(model),
         audio=audio,
-        filename=filename or "audio.wav",
-        language=fields.get("language") or None,
-        prompt=fields.get("prompt") or None,
+        filename=text(filename or "audio.wav", "file", MAX_FILENAME),
+        language=None if language is None else text(language, "language", MAX_LANGUAGE),
+        prompt=None if prompt is None else text(prompt, "prompt", MAX_PROMPT, free_text=True),
         temperature=temperature,
         response_format=fmt,
     )

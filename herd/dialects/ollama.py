@@ -24,10 +24,11 @@ from herd.dialects.checks import (
     is_str_list,
     json_type,
     optional,
-    required_str,
+    required_model,
     wrong_type,
 )
 from herd.errors import BadRequest
+from herd.validate import json_values
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 THINK_LEVELS = ("high", "medium", "low")
@@ -51,6 +52,7 @@ def parse_body(raw: bytes | str) -> dict[str, Any]:
         raise BadRequest(f"invalid JSON body: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest(f"request body must be a JSON object, got {json_type(body)}")
+    json_values(body)
     return body
 
 
@@ -96,7 +98,7 @@ def _check_message(message: Any, path: str) -> None:
 
 def validate_chat(body: dict[str, Any]) -> None:
     """Check an Ollama `/api/chat` request; wrong types raise `BadRequest` with `param` = the field path."""
-    required_str(body, "model")
+    required_model(body, "model")
     messages = optional(body, "messages", is_list, "an array")
     for i, message in enumerate(messages or []):
         _check_message(message, f"messages[{i}]")
@@ -106,7 +108,7 @@ def validate_chat(body: dict[str, Any]) -> None:
 
 def validate_generate(body: dict[str, Any]) -> None:
     """Check an Ollama `/api/generate` request; wrong types raise `BadRequest` with `param` set."""
-    required_str(body, "model")
+    required_model(body, "model")
     for key in ("prompt", "suffix", "system", "template"):
         optional(body, key, is_str, "a string")
     optional(body, "images", is_str_list, "an array of base64 strings")
@@ -117,8 +119,8 @@ def validate_generate(body: dict[str, Any]) -> None:
 def validate_show(body: dict[str, Any]) -> str:
     """The model named by an `/api/show` request (`model`, or the legacy `name`)."""
     if body.get("model") is None and body.get("name") is not None:
-        return required_str(body, "name")
-    return required_str(body, "model")
+        return required_model(body, "name")
+    return required_model(body, "model")
 
 
 def wants_stream(body: dict[str, Any]) -> bool:

@@ -22,6 +22,7 @@ from herd.dialects.checks import (
     is_number,
     is_str,
     optional,
+    required_model,
     required_str,
     wrong_type,
 )
@@ -257,7 +258,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
 
 def chat_request_to_ollama(body: dict[str, Any]) -> tuple[dict[str, Any], ChatOptions]:
     """Validate an OpenAI chat request and build the Ollama `/api/chat` body (always streamed upstream)."""
-    model = required_str(body, "model")
+    model = required_model(body, "model")
     stream = optional(body, "stream", is_bool, "a boolean") is True
     stream_options = optional(body, "stream_options", is_dict, "an object") or {}
     include_usage = optional(stream_options, "include_usage", is_bool, "a boolean", "stream_options") is True

@@ -1,7 +1,8 @@
 """The heartbeat wire format, shared by the agent (`herd.node`) that sends it and the registry that ingests it.
 
 A heartbeat is a JSON object posted to `POST /heartbeat` on the router. Parsing is pure and strict: a bad
-heartbeat is a 400, never a half-filled node.
+heartbeat is a 400, never a half-filled node. Everything in it is bounded (the MAX_* below; names follow
+`herd.validate.model_name`), and so is its body (`FleetConfig.heartbeat_max_bytes`, 413).
 
     {
       "node_id": "gpu-box-1", "agent_version": "0.1.0", "backend": "ollama",
@@ -17,6 +18,8 @@ heartbeat is a 400, never a half-filled node.
         {"kind": "transcription", "model": "whisper-1", "url": "http://10.0.0.5:11436", "api": "openai"}
       ],
       "gpu": null, "thermal": null, "on_battery": null, ...  # optional: see herd.fleet.guest
+      "signed": true         # optional: backend_url is the agent's LAN proxy, which takes fleet-token
+                             # signed requests only (herd.node.lanproxy); the router signs every request to it
     }
 """
 
@@ -27,11 +30,19 @@ from typing import Any
 
 from herd.errors import BadRequest
 from herd.fleet.guest import NO_GUEST, GuestState, parse_guest
+from herd.validate import model_name, text
 
 # What a node's backend speaks: Ollama's API, or an OpenAI-compatible one (llama.cpp, vLLM, LM Studio).
 OLLAMA = "ollama"
 OPENAI = "openai"
 BACKENDS = (OLLAMA, OPENAI)
+# Bounds on what one heartbeat may carry (its body is also capped: `FleetConfig.heartbeat_max_bytes`).
+MAX_NODE_ID = 200
+MAX_URL = 2048
+MAX_VERSION = 128
+MAX_ENTRIES = 4096  # models on disk, models loaded
+MAX_MEDIA = 64
+MAX_PARALLEL = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,8 @@ class Heartbeat:
     media: tuple[dict[str, str], ...] = ()
     # GPU, thermal, battery, owner load, memory ceiling, learned week (herd.fleet.guest); all optional.
     guest: GuestState = NO_GUEST
+    # backend_url is the agent's LAN proxy: every request to it must carry the fleet-token signature.
+    signed: bool = False
 
     @property
     def speaks_ollama(self) -> bool:
@@ -98,6 +111,7 @@ class Heartbeat:
             "parallel": self.parallel,
             "media": [dict(m) for m in self.media],
             **self.guest.to_json(),
+            "signed": self.signed,
         }
 
 
@@ -116,12 +130,15 @@ def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], defaul
 
 def _entries(obj: dict[str, Any], name: str) -> tuple[dict[str, Any], ...]:
     raw = _field(obj, name, list, [])
+    if len(raw) > MAX_ENTRIES:
+        raise BadRequest(f"heartbeat: at most {MAX_ENTRIES} entries in '{name}'", param=name)
     out = []
-    for entry in raw:
+    for i, entry in enumerate(raw):
         if not isinstance(entry, dict) or not isinstance(entry.get("name") or entry.get("model"), str):
             raise BadRequest(f"heartbeat: every entry of '{name}' needs a string 'name'", param=name)
         if "name" not in entry:
             entry = {**entry, "name": entry["model"]}
+        model_name(entry["name"], f"{name}[{i}].name")
         out.append(entry)
     return tuple(out)
 
@@ -132,7 +149,10 @@ MEDIA_APIS = (OPENAI, OLLAMA)
 
 def _media(obj: dict[str, Any]) -> tuple[dict[str, str], ...]:
     out = []
-    for entry in _field(obj, "media", list, []):
+    entries = _field(obj, "media", list, [])
+    if len(entries) > MAX_MEDIA:
+        raise BadRequest(f"heartbeat: at most {MAX_MEDIA} 'media' entries", param="media")
+    for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise BadRequest("heartbeat: every 'media' entry must be an object", param="media")
         kind, model, url, api = (entry.get(k) for k in ("kind", "model", "url", "api"))
@@ -144,6 +164,8 @@ def _media(obj: dict[str, Any]) -> tuple[dict[str, str], ...]:
             raise BadRequest("heartbeat: media entries need a 'model' name and a 'url'", param="media")
         if not url.startswith("http://"):
             raise BadRequest("heartbeat: media 'url' must be an http URL", param="media")
+        model_name(model, f"media[{i}].model")
+        text(url, f"media[{i}].url", MAX_URL)
         out.append({"kind": kind, "model": model, "url": url.rstrip("/"), "api": api})
     return tuple(out)
 
@@ -153,9 +175,10 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
     if not isinstance(obj, dict):
         raise BadRequest("heartbeat: body must be a JSON object")
     node_id = _field(obj, "node_id", str)
-    if not node_id or len(node_id) > 200:
-        raise BadRequest("heartbeat: 'node_id' must be 1-200 characters", param="node_id")
-    backend_url = _field(obj, "backend_url", str)
+    if not node_id or len(node_id) > MAX_NODE_ID:
+        raise BadRequest(f"heartbeat: 'node_id' must be 1-{MAX_NODE_ID} characters", param="node_id")
+    text(node_id, "node_id", MAX_NODE_ID)
+    backend_url = text(_field(obj, "backend_url", str), "backend_url", MAX_URL)
     if not backend_url.startswith(("http://", "https://")):
         raise BadRequest("heartbeat: 'backend_url' must be an http(s) URL", param="backend_url")
     host_raw = _field(obj, "host", dict, {})
@@ -171,20 +194,29 @@ def parse_heartbeat(obj: Any) -> Heartbeat:
         load=(float(load[0]), float(load[1]), float(load[2])),
     )
     version = obj.get("backend_version")
+    if isinstance(version, str):
+        text(version, "backend_version", MAX_VERSION, empty=True)
+    backend = _field(obj, "backend", str, OLLAMA)
+    if backend not in BACKENDS:
+        raise BadRequest(f"heartbeat: 'backend' must be one of {BACKENDS}", param="backend")
     interval = float(_field(obj, "interval", (int, float), 5.0))
+    parallel = _field(obj, "parallel", int, 0)
+    if parallel > MAX_PARALLEL:
+        raise BadRequest(f"heartbeat: 'parallel' must be at most {MAX_PARALLEL}", param="parallel")
     return Heartbeat(
         node_id=node_id,
-        agent_version=_field(obj, "agent_version", str, "unknown"),
-        backend=_field(obj, "backend", str, OLLAMA),
+        agent_version=text(_field(obj, "agent_version", str, "unknown"), "agent_version", MAX_VERSION),
+        backend=backend,
         backend_url=backend_url.rstrip("/"),
         backend_up=_field(obj, "backend_up", bool, True),
         backend_version=version if isinstance(version, str) else None,
         draining=_field(obj, "draining", bool, False),
-        interval=interval if interval > 0 else 5.0,
+        interval=interval if 0 < interval <= 3600 else 5.0,
         host=host,
         models=_entries(obj, "models"),
         loaded=_entries(obj, "loaded"),
-        parallel=max(0, int(_field(obj, "parallel", int, 0))),
+        parallel=max(0, parallel),
         media=_media(obj),
         guest=parse_guest(obj),
+        signed=_field(obj, "signed", bool, False),
     )

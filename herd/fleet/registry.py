@@ -14,7 +14,7 @@ import trio
 
 from herd.config import FleetConfig
 from herd.fleet.heartbeat import Heartbeat
-from herd.fleet.state import FleetSnapshot, apply_heartbeat, sweep
+from herd.fleet.state import FleetSnapshot, apply_heartbeat, forgotten, sweep
 
 log = logging.getLogger("herd.fleet")
 
@@ -64,6 +64,9 @@ class Registry:
         before = self.snapshot
         self._swap(sweep(before, trio.current_time(), self.cfg))
         if self.snapshot is not before:
+            for node_id in forgotten(before, self.snapshot):
+                self.paused.discard(node_id)
+                log.info("node %s forgotten: silent for %.0f s", node_id, self.cfg.forget_after)
             for node_id, node in self.snapshot.nodes.items():
                 if before.nodes[node_id].status is not node.status:
                     log.info("node %s is now %s", node_id, node.status)

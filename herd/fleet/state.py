@@ -89,6 +89,12 @@ class FleetSnapshot:
     def knows_model(self, model: str) -> bool:
         return any(model in n.models for n in self.nodes.values())
 
+    def serves(self, model: str) -> bool:
+        """Some node has `model`, as a chat/embedding model or a media one (image, transcription)."""
+        return self.knows_model(model) or any(
+            m["model"] == model for n in self.nodes.values() for m in n.heartbeat.media
+        )
+
     def lacks(self, model: str, needs: frozenset[str]) -> bool:
         """Every node that has `model` says it cannot do all of `needs` (unknown capabilities count as able)."""
         having = [n for n in self.nodes.values() if model in n.models]
@@ -167,7 +173,11 @@ def apply_heartbeat(snap: FleetSnapshot, hb: Heartbeat, now: float) -> FleetSnap
 
 
 def sweep(snap: FleetSnapshot, now: float, cfg: FleetConfig) -> FleetSnapshot:
-    """Re-derive every node's status from its heartbeat age; the same snapshot if nothing moved."""
+    """Re-derive every node's status from its heartbeat age, and forget nodes silent for `forget_after`;
+    the same snapshot if nothing moved."""
+    gone = [node_id for node_id, node in snap.nodes.items() if now - node.last_seen >= cfg.forget_after]
+    if gone:
+        snap = snap.with_nodes({k: v for k, v in snap.nodes.items() if k not in gone})
     changed: dict[str, NodeState] = {}
     for node_id, node in snap.nodes.items():
         status = status_for(node.last_seen, now, cfg)
@@ -179,3 +189,8 @@ def sweep(snap: FleetSnapshot, now: float, cfg: FleetConfig) -> FleetSnapshot:
     if not changed:
         return snap
     return snap.with_nodes({**snap.nodes, **changed})
+
+
+def forgotten(before: FleetSnapshot, after: FleetSnapshot) -> list[str]:
+    """Nodes `sweep` dropped."""
+    return [node_id for node_id in before.nodes if node_id not in after.nodes]

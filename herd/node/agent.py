@@ -146,6 +146,7 @@ class Agent:
         media: MediaScout | None = None,
         guest: GuestReporter | None = None,
         on_report: Callable[[str, Heartbeat], None] | None = None,
+        signed: bool = False,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -164,6 +165,7 @@ class Agent:
         self.media = media
         self.guest = guest
         self.on_report = on_report  # told (router, heartbeat) on joining and when the models reported change
+        self.signed = signed  # the backend URL is the agent's LAN proxy (herd.node.lanproxy)
         self._openai = OpenAIProber(client, backend_url) if backend == OPENAI else None
         self.sent = 0
         self.last: Heartbeat | None = None
@@ -200,7 +202,7 @@ class Agent:
             with trio.move_on_after(self.probe_timeout):
                 media = await self.media.scan(probe, self.advertise())
         guest = await self.guest.report(host) if self.guest is not None else GuestState()
-        return build_heartbeat(
+        hb = build_heartbeat(
             node_id=self.node_id,
             backend_url=self.advertise(),
             probe=probe,
@@ -211,6 +213,7 @@ class Agent:
             media=media,
             guest=guest,
         )
+        return replace(hb, signed=True) if self.signed else hb
 
     async def _deliver(self, hb: Heartbeat | None) -> bool:
         """Send `hb`, or (None) the heartbeat of right now once the sink is ready: the backend URL the router

@@ -10,6 +10,7 @@ import trio
 
 from herd import __version__
 from herd.banner import reachable_urls, ready_block
+from herd.cli_trust import TOKEN_FILE
 from herd.config import RouterConfig
 from herd.fleet.discovery import default_interfaces
 from herd.services import RouterServices
@@ -30,5 +31,18 @@ class Announcer:
         addresses = await trio.to_thread.run_sync(self.lan)  # psutil walks the interfaces
         urls = reachable_urls(self.bound, self.cfg.host, list(self.cfg.mdns_interfaces) or addresses)
         nodes = sorted(self.services.registry.snapshot.nodes)
-        self.write(ready_block(urls, mdns=self.cfg.mdns, nodes=nodes, version=__version__))
+        trust = self.cfg.trust
+        token_file = None
+        if trust.token:  # where the operator finds the token (the auto one lives in the data dir)
+            auto = self.cfg.data_dir / TOKEN_FILE
+            token_file = str(auto) if await trio.to_thread.run_sync(auto.exists) else ""
+        block = ready_block(
+            urls,
+            mdns=self.cfg.mdns,
+            nodes=nodes,
+            version=__version__,
+            token_file=token_file,
+            tls=bool(trust.certfile),
+        )
+        self.write(block)
         task_status.started()

@@ -4,6 +4,9 @@ short deadline so the router stops sending work here before the process exits.
 
 An exclusive lock on `<data_dir>/agent.lock` keeps two agents from sharing one data dir; several agents run on
 one machine with distinct `--node-id` and `--data-dir`.
+
+With `--lan-proxy` the LAN proxy (`herd.node.lanproxy`) starts before the agent, which then advertises the
+proxy's address as its backend URL and flags its heartbeats `signed`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from herd.node.agent import Agent, HttpSink, advertised_url
 from herd.node.collect import host_stats
 from herd.node.commands import CommandServer
 from herd.node.guest import GuestReporter
+from herd.node.lanproxy import LanProxy
 from herd.node.media import MediaScout
 from herd.node.probes.sample import GuestProbe
 
@@ -57,7 +61,12 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandServer | None = None) -> Agent:
+def build_agent(
+    cfg: NodeConfig,
+    client: httpx.AsyncClient,
+    commands: CommandServer | None = None,
+    lan_proxy: LanProxy | None = None,
+) -> Agent:
     interfaces = list(cfg.mdns_interfaces) or default_interfaces()
 
     async def locate() -> str | None:
@@ -68,6 +77,11 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandSer
         return None
 
     sink = HttpSink(client, locate, fleet_token=cfg.trust.token)
+
+    def backend_url() -> str:
+        """The backend as the router should reach it: the LAN proxy (once it listens) in its place."""
+        return lan_proxy.url if lan_proxy is not None and lan_proxy.url else cfg.ollama_url
+
     # With nothing configured a scan costs no I/O (it only looks for Ollama image models in the probe).
     media = MediaScout(
         cfg.media,
@@ -86,7 +100,7 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandSer
         interval=cfg.heartbeat_interval,
         backoff_max=cfg.backoff_max,
         probe_timeout=cfg.probe_timeout,
-        advertise=lambda: advertised_url(cfg.ollama_url, sink.router_url, cfg.advertise_url),
+        advertise=lambda: advertised_url(backend_url(), sink.router_url, cfg.advertise_url),
         parallel=cfg.parallel,
         backend=cfg.backend,
         media=media,
@@ -94,6 +108,7 @@ def build_agent(cfg: NodeConfig, client: httpx.AsyncClient, commands: CommandSer
         on_report=lambda router, hb: print(
             joined_line(cfg.node_id, router, [str(m.get("name")) for m in hb.models]), flush=True
         ),
+        signed=lan_proxy is not None,
     )
 
 
@@ -133,14 +148,30 @@ def agent_client(cfg: NodeConfig) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, verify=verify)
 
 
+def lan_proxy_for(cfg: NodeConfig) -> LanProxy | None:
+    """The LAN proxy when the config asks for it (`herd.cli_node` made sure a fleet token is set)."""
+    if not cfg.lan_proxy or cfg.trust.token is None:
+        return None
+    return LanProxy(
+        cfg.ollama_url,
+        cfg.trust.token,
+        node_id=cfg.node_id,
+        host=cfg.lan_proxy_host,
+        port=cfg.lan_proxy_port,
+    )
+
+
 async def _run(cfg: NodeConfig) -> None:
     async with agent_client(cfg) as client:
         commands = CommandServer(cfg.media, cfg.trust.token) if cfg.media.needs_service else None
-        agent = build_agent(cfg, client, commands)
+        lan_proxy = lan_proxy_for(cfg)
+        agent = build_agent(cfg, client, commands, lan_proxy)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 if commands is not None:
                     await nursery.start(commands.run)
+                if lan_proxy is not None:
+                    await nursery.start(lan_proxy.run)
                 await nursery.start(agent.run)
                 log.info("herd node %s serving %s", cfg.node_id, cfg.ollama_url)
                 async for sig in signals:

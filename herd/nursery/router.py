@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from herd.backends.rawhttp import RawUpstream
+from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.discovery import Advertiser, default_interfaces
 from herd.fleet.registry import Expiry, Registry
@@ -40,6 +41,7 @@ from herd.routing.capacity import capacity_in
 from herd.routing.duties import PreWarmer, Rebalancer
 from herd.routing.dyncontext import ContextBook
 from herd.routing.latency import LatencyBook
+from herd.routing.nodeauth import SigningUpstream
 from herd.routing.policies import PolicyConfig
 from herd.routing.proxy import Proxy
 from herd.routing.pulse import Pulse
@@ -86,7 +88,9 @@ class Router:
         )
         self.affinity = AffinityBook() if rcfg.affinity else None
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
-        self.upstream = RawUpstream(cfg.upstream)
+        self.upstream: Upstream = RawUpstream(cfg.upstream)
+        if cfg.trust.token:  # nodes behind an agent's LAN proxy take signed requests only
+            self.upstream = SigningUpstream(self.upstream, cfg.trust.token, lambda: self.registry.snapshot)
         self.contexts = ContextBook() if rcfg.dynamic_context else None
         settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback, aliases=dict(rcfg.aliases))
         self.services = RouterServices(
@@ -109,7 +113,7 @@ class Router:
                 affinity=self.affinity,
             ),
             latency=self.latency,
-            recorder=Recorder(self.latency),
+            recorder=Recorder(self.latency, known=lambda model: self.registry.snapshot.serves(model)),
             metrics=Metrics(),
             settings=settings,
             policy=PolicyConfig(
@@ -163,10 +167,15 @@ class Router:
             access_log=cfg.access_log,
             certfile=cfg.trust.certfile,
             keyfile=cfg.trust.keyfile,
+            on_unexpected=self.services.metrics.count_unexpected,
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)
-        self.traces = TraceStore(cfg.data_dir / "traces.db", retention_days=cfg.retention_days)
+        self.traces = TraceStore(
+            cfg.data_dir / "traces.db",
+            retention_days=cfg.retention_days,
+            on_reject=self.services.metrics.count_rejected_row,
+        )
         self.services.recorder.sinks.append(self.traces.offer)
         self.services.recorder.sinks.append(self.services.metrics.observe)
         if self.contexts is not None:

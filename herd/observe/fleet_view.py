@@ -21,6 +21,7 @@ def _node_json(node: NodeState, now: float, in_flight: int, paused: bool) -> dic
         "routable": node.routable,
         "backend": hb.backend,
         "backend_url": hb.backend_url,
+        "signed": hb.signed,  # backend_url is the agent's LAN proxy: requests to it are signed
         "backend_up": hb.backend_up,
         "backend_version": hb.backend_version,
         "agent_version": hb.agent_version,

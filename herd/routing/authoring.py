@@ -44,7 +44,7 @@ def named_node(snap: FleetSnapshot, node_id: Any, verb: str = "pull, delete or c
     if node_id is None:
         return None
     if not isinstance(node_id, str) or node_id not in snap.nodes:
-        raise NotFound(f"no node '{node_id}' in the fleet", param="node")
+        raise NotFound(f"no node '{str(node_id)[:200]}' in the fleet", param="node")
     node = snap.nodes[node_id]
     if not manages_models(node):
         raise BadRequest(

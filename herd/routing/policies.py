@@ -20,9 +20,12 @@ from typing import Any
 from herd.errors import BadRequest
 from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
 from herd.routing.aliases import NONE, Aliases, resolve
+from herd.validate import model_name
 
 THINKING = re.compile(r"(^|/)(deepseek-r1|qwq|gpt-oss|phi4-reasoning|magistral)([:-]|$)")
 QWEN3 = re.compile(r"(^|/)qwen3([:-]|$)")
+MAX_FALLBACKS = 16
+MAX_PREDICT = 2**31 - 1  # an inflated num_predict stops here (Ollama reads it as an int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,10 @@ def plan(
     fallbacks = body.get("fallback_models", [])
     if not isinstance(fallbacks, list) or not all(isinstance(m, str) and m for m in fallbacks):
         raise BadRequest("'fallback_models' must be a list of model names", param="fallback_models")
+    if len(fallbacks) > MAX_FALLBACKS:
+        raise BadRequest(f"at most {MAX_FALLBACKS} 'fallback_models'", param="fallback_models")
+    for i, name in enumerate(fallbacks):
+        model_name(name, f"fallback_models[{i}]")
     strict = (strict_header or "").strip().lower() in ("1", "true", "yes")
     clean = {k: v for k, v in body.items() if k != "fallback_models"} if "fallback_models" in body else body
     targets = resolve(cfg.aliases, requested) or ()
@@ -115,7 +122,8 @@ def plan(
     if isinstance(options, dict) and isinstance(options.get("num_predict"), int):
         num_predict = options["num_predict"]
         if thinking and num_predict > 0:
-            num_predict = max(int(num_predict * cfg.thinking_multiplier), cfg.thinking_min_predict)
+            inflated = min(num_predict * cfg.thinking_multiplier, MAX_PREDICT)  # a float: never past int64
+            num_predict = max(int(inflated), cfg.thinking_min_predict, min(num_predict, MAX_PREDICT))
             clean = {**clean, "options": {**options, "num_predict": num_predict}}
     if cfg.keep_alive is not None and "keep_alive" not in clean:
         clean = {**clean, "keep_alive": cfg.keep_alive}

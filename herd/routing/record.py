@@ -21,9 +21,11 @@ import trio
 from herd.reqscope import APP_KEY, request_stack
 from herd.routing.fairshare import app_of, header_of, priority_of
 from herd.routing.latency import LatencyBook
+from herd.validate import UNKNOWN, header_value
 
 log = logging.getLogger("herd.record")
 RECORD_KEY = "herd.record"
+MAX_ECHO = 2048  # X-Herd-Candidates lists every candidate; model names are bounded long before this
 
 
 @dataclass(slots=True)
@@ -71,7 +73,7 @@ class RequestRecord:
             headers["X-Herd-Fallback"] = self.fallback
         if self.affinity:
             headers["X-Herd-Affinity"] = self.affinity
-        return headers
+        return {k: header_value(v, MAX_ECHO) for k, v in headers.items()}
 
     def fail(self, status: int, message: str) -> None:
         self.status = status
@@ -106,8 +108,11 @@ def timings(final: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Recorder:
-    def __init__(self, latency: LatencyBook, recent: int = 200) -> None:
+    def __init__(
+        self, latency: LatencyBook, recent: int = 200, known: Callable[[str], bool] = lambda _: True
+    ) -> None:
         self.latency = latency
+        self.known = known  # does the fleet serve this model? (else it is recorded as UNKNOWN)
         self.sinks: list[Callable[[RequestRecord], None]] = []
         self.recent: deque[RequestRecord] = deque(maxlen=recent)
 
@@ -147,6 +152,9 @@ class Recorder:
     def finish(self, rec: RequestRecord) -> None:
         rec.duration = trio.current_time() - rec.started
         _tokens(rec)
+        if rec.model != UNKNOWN and not self.known(rec.model):
+            # metrics series and analytics keys only for names the fleet knows: a caller cannot grow them
+            rec.model = UNKNOWN
         if rec.status == 200 and not rec.done and rec.error is None:
             rec.fail(499, "client disconnected before the end")
         if rec.status == 200 and rec.error is None and rec.node_id and rec.ttft is not None:

@@ -29,6 +29,8 @@ from herd.routing.signals import (  # noqa: F401  (re-exported: the scorer's pub
     eliminate,
 )
 
+MAX_INDEXED = 4096  # per-model indexes kept (models the fleet has); past that they are rebuilt on demand
+
 
 class _ModelIndex:
     """One model's eligible nodes, sorted by their load-independent score, kept up to date incrementally."""
@@ -125,7 +127,10 @@ class Scorer:
             idx = _ModelIndex(dims, gen)  # first use, new fleet dimensions, or too far behind: rebuild
             for node in snap.nodes.values():
                 self._place(idx, node, model, now)
-            self._index[model] = idx
+            if snap.knows_model(model):  # kept only for names the fleet has: callers cannot grow it
+                if len(self._index) >= MAX_INDEXED:
+                    self._index.clear()
+                self._index[model] = idx
             return idx
         touched: set[str] = set()
         for entry_gen, ids in reversed(self._log):

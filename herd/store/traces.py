@@ -20,6 +20,7 @@ import sqlite_utils
 
 from herd.routing.record import RequestRecord
 from herd.store.writer import BatchWriter
+from herd.validate import storable
 
 log = logging.getLogger("herd.store")
 
@@ -163,7 +164,8 @@ def open_db(path: Path) -> sqlite_utils.Database:
 
 
 def row_of(rec: RequestRecord) -> dict[str, Any]:
-    return {
+    """The trace row of a finished request; text is made storable (lone surrogates become U+FFFD)."""
+    row = {
         "ts": rec.started_at,
         "time": datetime.fromtimestamp(rec.started_at, UTC).isoformat(timespec="milliseconds"),
         "dialect": rec.dialect,
@@ -193,6 +195,7 @@ def row_of(rec: RequestRecord) -> dict[str, Any]:
         "est_finish": rec.est_finish,
         "app": rec.app,
     }
+    return {k: storable(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 class TraceStore(BatchWriter):

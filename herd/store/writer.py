@@ -1,15 +1,20 @@
 """The one pattern every SQLite table here uses: a single writer task owns the connection; producers hand rows
 over with a non-blocking `offer_row` into a bounded channel (dropped and counted when the writer falls behind,
 so a request never waits on SQLite); the writer inserts them in batches in a worker thread, prunes old rows
-periodically, and flushes what is buffered (within a deadline) when it is cancelled."""
+periodically, and flushes what is buffered (within a deadline) when it is cancelled. A row the database refuses
+costs only itself: the batch is retried row by row, the bad row logged and counted (`on_reject`)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 import trio
+
+log = logging.getLogger("herd.store")
 
 
 class BatchWriter:
@@ -26,6 +31,7 @@ class BatchWriter:
         batch: int = 500,
         flush_interval: float = 0.5,
         prune_interval: float = 3600.0,
+        on_reject: Callable[[], None] = lambda: None,
     ) -> None:
         self.path = path
         self.batch = batch
@@ -34,6 +40,8 @@ class BatchWriter:
         self._send, self._receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](capacity)
         self.dropped = 0
         self.written = 0
+        self.rejected = 0  # rows the database refused (the rest of their batch is kept)
+        self.on_reject = on_reject
 
     def open_db(self, path: Path) -> sqlite_utils.Database:
         raise NotImplementedError
@@ -86,13 +94,36 @@ class BatchWriter:
                 await trio.to_thread.run_sync(db.conn.close)
 
     async def _write(self, db: sqlite_utils.Database, rows: list[tuple[str, dict[str, Any]]]) -> None:
-        def insert() -> None:
-            tables: dict[str, list[dict[str, Any]]] = {}
-            for table, row in rows:
-                tables.setdefault(table, []).append(row)
-            with db.conn:
-                for table, batch in tables.items():
-                    db[table].insert_all(batch)  # type: ignore[union-attr]
+        rejected = await trio.to_thread.run_sync(self._insert, db, rows)
+        self.written += len(rows) - rejected
+        self.rejected += rejected
+        for _ in range(rejected):
+            self.on_reject()
 
-        await trio.to_thread.run_sync(insert)
-        self.written += len(rows)
+    def _insert(self, db: sqlite_utils.Database, rows: list[tuple[str, dict[str, Any]]]) -> int:
+        """Insert a batch (rows of one or more tables) in one transaction; if that fails, row by row, so one bad
+        row costs only itself. Returns how many rows were rejected (each is logged)."""
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for name, row in rows:
+            tables.setdefault(name, []).append(row)
+        try:
+            with db.conn:
+                for name, batch in tables.items():
+                    db[name].insert_all(batch)  # type: ignore[union-attr]
+            return 0
+        except Exception:  # any row can fail the batch: find it below
+            pass
+        rejected = 0
+        for name, row in rows:
+            try:
+                with db.conn:
+                    db[name].insert(row)  # type: ignore[union-attr]
+            except Exception as exc:
+                rejected += 1
+                log.warning(
+                    "%s: row rejected (%s: %s), the rest of its batch kept",
+                    name,
+                    type(exc).__name__,
+                    exc,
+                )
+        return rejected

@@ -4,6 +4,7 @@ from `herd.store.queries` in a worker thread (SQLite never runs on the event loo
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -13,15 +14,15 @@ from quart import Blueprint, Response, request
 from herd.errors import BadRequest
 from herd.services import RouterServices
 from herd.store import queries
+from herd.validate import query_int, text
+
+MAX_FILTER = 256
 
 JSON = "application/json; charset=utf-8"
 
 
 def _hours() -> int:
-    raw = request.args.get("hours", "24")
-    if not raw.isdigit() or not 1 <= int(raw) <= 168:
-        raise BadRequest("'hours' must be a whole number from 1 to 168", param="hours")
-    return int(raw)
+    return query_int(request.args, "hours", 24, 1, 168)
 
 
 def blueprint(svc: RouterServices) -> Blueprint:
@@ -69,20 +70,20 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/fleet/traces")
     async def traces() -> Response:
-        limit = request.args.get("limit", "100")
-        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-            raise BadRequest("'limit' must be a whole number from 1 to 1000", param="limit")
+        limit = query_int(request.args, "limit", 100, 1, 1000)
         filters = {
-            k: request.args[k]
+            k: text(request.args[k], k, MAX_FILTER, empty=True)
             for k in ("model", "node", "dialect", "status", "tag", "since")
             if k in request.args
         }
-        if not filters.get("status", "0").isdigit():
-            raise BadRequest("'status' must be an HTTP status code", param="status")
+        if "status" in filters:
+            query_int(filters, "status", 0, 100, 599)
         try:
-            float(filters.get("since", "0"))
+            since = float(filters.get("since", "0"))
         except ValueError as exc:
             raise BadRequest("'since' must be seconds since the epoch", param="since") from exc
-        return await run(lambda c: {"traces": queries.traces(c, limit=int(limit), filters=filters)})
+        if not math.isfinite(since):
+            raise BadRequest("'since' must be seconds since the epoch", param="since")
+        return await run(lambda c: {"traces": queries.traces(c, limit=limit, filters=filters)})
 
     return bp

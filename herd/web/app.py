@@ -35,7 +35,7 @@ def create_app(services: RouterServices, broadcaster: Broadcaster) -> QuartTrio:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_error_handler(HerdError, errors.on_herd_error)
     app.register_error_handler(HTTPException, errors.on_http_exception)
-    app.register_error_handler(Exception, errors.on_unexpected)
+    app.register_error_handler(Exception, errors.unexpected_handler(services.metrics))
     app.register_blueprint(ollama_api.blueprint(services))
     app.register_blueprint(openai_api.blueprint(services))
     app.register_blueprint(fleet_api.blueprint(services))

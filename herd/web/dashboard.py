@@ -14,15 +14,18 @@ import trio
 from quart import Blueprint, Response, send_from_directory, websocket
 
 from herd.dialects.ollama import parse_body
+from herd.errors import NotFound
 from herd.guard.keys import auth_message_key
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
 from herd.services import RouterServices
+from herd.validate import flaw
 
 STATIC = Path(__file__).parent / "static"
 AUTH_TIMEOUT = 10.0  # seconds a dashboard socket has to send its admin key
 UNAUTHORIZED_CLOSE = 4401  # WebSocket close code: the admin key is missing or wrong (the page asks for it)
 JSON = "application/json; charset=utf-8"
+MAX_STATIC_NAME = 255
 
 
 def _config_json(svc: RouterServices) -> dict[str, Any]:
@@ -38,6 +41,8 @@ def blueprint(svc: RouterServices, broadcaster: Broadcaster) -> Blueprint:
 
     @bp.get("/dashboard/static/<path:name>")
     async def static(name: str) -> Response:
+        if len(name) > MAX_STATIC_NAME or flaw(name) is not None:  # NUL or a name the OS refuses: 404
+            raise NotFound(f"no such file: {name[:64]!r}")
         return await send_from_directory(STATIC, name)
 
     @bp.websocket("/dashboard/ws")

@@ -6,14 +6,15 @@ Ollama's `{"error": "..."}` for everything else). Unexpected exceptions are logg
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from quart import Response, request
 from werkzeug.exceptions import HTTPException
 
 from herd.dialects.errors import error_payload
 from herd.errors import HerdError
+from herd.metrics import Metrics
 from herd.routing.record import record_of
 
 log = logging.getLogger("herd.web")
@@ -36,10 +37,8 @@ def render(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    payload = error_payload(request.path, status, message, code=code, openai_type=openai_type, param=param)
-    return Response(
-        json.dumps(payload), status=status, content_type="application/json; charset=utf-8", headers=headers
-    )
+    body = error_payload(request.path, status, message, code=code, openai_type=openai_type, param=param)
+    return Response(body, status=status, content_type="application/json; charset=utf-8", headers=headers)
 
 
 async def on_herd_error(exc: HerdError) -> Response:
@@ -67,11 +66,18 @@ async def on_http_exception(exc: HTTPException) -> Response:
     return render(status, message, code=code, openai_type=kind)
 
 
-async def on_unexpected(exc: Exception) -> Response:
-    rec = record_of(request.scope)
-    if rec is not None:
-        rec.fail(500, f"internal error: {type(exc).__name__}")
-    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    return render(
-        500, f"internal error: {type(exc).__name__}", code="internal_error", openai_type="server_error"
-    )
+def unexpected_handler(metrics: Metrics) -> Callable[[Exception], Awaitable[Response]]:
+    """The handler for any other exception: logged, counted (`herd_unexpected_errors_total`), and answered
+    with a 500 in the caller's dialect."""
+
+    async def on_unexpected(exc: Exception) -> Response:
+        metrics.count_unexpected()
+        rec = record_of(request.scope)
+        if rec is not None:
+            rec.fail(500, f"internal error: {type(exc).__name__}")
+        log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+        return render(
+            500, f"internal error: {type(exc).__name__}", code="internal_error", openai_type="server_error"
+        )
+
+    return on_unexpected

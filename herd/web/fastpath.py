@@ -4,14 +4,14 @@
 the body is read (within `--body-timeout`, else 408), the route's handler gets a `herd.inference.call.Call` and
 returns a `Reply`, sent as one head and one body send, or one send per block of a stream. Errors render exactly
 as the Quart handler renders them (`herd.web.errors`): a `HerdError` in the caller's dialect with its status and
-headers, anything else logged and a 500, the request's record marked either way. A task watches for the client
+headers, anything else logged, counted (`herd_unexpected_errors_total`) and a 500, the request's record marked
+either way. A task watches for the client
 going away and cancels the handler or the stream, which closes the request's exit stack (slot, upstream
 connection, record) as on the Quart path; the ASGI wrapper in `herd.web.server` owns that stack.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -90,6 +90,7 @@ class FastPath:
             )
             return
         except Exception as exc:
+            self.svc.metrics.count_unexpected()
             rec = record_of(scope)
             if rec is not None:
                 rec.fail(500, f"internal error: {type(exc).__name__}")
@@ -137,13 +138,10 @@ async def _send_reply(send: Send, reply: Reply) -> None:
 
 async def _send_stream(send: Send, reply: Reply, body: AsyncIterator[bytes]) -> None:
     await send(_head(reply.status, reply.content_type, reply.headers, None))
+    # an exception past this point (the status line is out) reaches herd.web.server: logged, counted, cut
     async with aclosing(body) as blocks:  # type: ignore[type-var]  # the relays are async generators
-        try:
-            async for block in blocks:
-                await send({"type": "http.response.body", "body": block, "more_body": True})
-        except Exception:
-            log.exception("stream failed after the response began")
-            return  # ending without the last chunk: the server cuts the connection, the client sees it
+        async for block in blocks:
+            await send({"type": "http.response.body", "body": block, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -159,4 +157,4 @@ async def _send_error(
     headers: dict[str, str] | None = None,
 ) -> None:
     payload = error_payload(path, status, message, code=code, openai_type=kind, param=param)
-    await _send_reply(send, Reply(json.dumps(payload).encode(), JSON, headers or {}, status))
+    await _send_reply(send, Reply(payload, JSON, headers or {}, status))

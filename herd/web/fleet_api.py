@@ -11,15 +11,36 @@ from quart import Blueprint, Response, request
 
 from herd import __version__
 from herd.dialects.ollama import parse_body
-from herd.errors import NotFound
-from herd.fleet.heartbeat import parse_heartbeat
+from herd.errors import NotFound, PayloadTooLarge
+from herd.fleet.heartbeat import MAX_NODE_ID, parse_heartbeat
 from herd.health.base import Facts as HealthFacts
 from herd.health.base import run_checks
 from herd.metrics import render as render_metrics
 from herd.observe.fleet_view import fleet_status
 from herd.services import RouterServices
+from herd.validate import text
 
 JSON = "application/json; charset=utf-8"
+DRAIN = 64 * 1024 * 1024
+
+
+async def _body_within(limit: int) -> bytes:
+    """The request body, or 413 when it is larger than `limit`: a node cannot make the router hold (and serve
+    back) an arbitrarily large heartbeat. The excess is read and dropped (up to DRAIN bytes) so the sender
+    sees the 413 rather than a reset connection; beyond that the connection is simply closed."""
+    declared = request.content_length
+    if declared is not None and declared > DRAIN:
+        raise PayloadTooLarge(f"heartbeat larger than {limit} bytes", param="body")
+    data, seen = bytearray(), 0
+    async for chunk in request.body:
+        seen += len(chunk)
+        if seen <= limit:
+            data += chunk
+        elif seen > DRAIN:
+            break
+    if seen > limit:
+        raise PayloadTooLarge(f"heartbeat larger than {limit} bytes", param="body")
+    return bytes(data)
 
 
 def blueprint(svc: RouterServices) -> Blueprint:
@@ -27,7 +48,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.post("/heartbeat")
     async def heartbeat() -> Response:
-        body = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        body = await _body_within(svc.cfg.fleet.heartbeat_max_bytes)
         peer, now = request.remote_addr or "", trio.current_time()
         target = request.path + (f"?{request.query_string.decode()}" if request.query_string else "")
         svc.gate.verify(target, body, request.headers, peer, time.time(), now)  # before parsing anything
@@ -51,6 +72,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         return _paused(node_id, False)
 
     def _paused(node_id: str, paused: bool) -> Response:
+        text(node_id, "node_id", MAX_NODE_ID)
         if not svc.registry.pause(node_id, paused):
             raise NotFound(f"no node '{node_id}' in the fleet", param="node_id")
         return Response(json.dumps({"node_id": node_id, "paused": paused}), content_type=JSON)

@@ -14,13 +14,21 @@ from quart import Blueprint, Response, request
 
 from herd.backends.upstream import UpstreamError
 from herd.dialects import ollama as codec
-from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
+from herd.errors import (
+    BadRequest,
+    ModelNotFound,
+    NoNodeAvailable,
+    UpstreamFailed,
+    UpstreamStatus,
+    gateway_status,
+)
 from herd.fleet import catalog_edit
 from herd.fleet.state import FleetSnapshot, NodeState, normalize_model
 from herd.reqscope import request_stack
 from herd.routing.authoring import named_node
 from herd.routing.select import manages_models, pull_target
 from herd.services import RouterServices
+from herd.validate import header_value, model_name
 
 JSON = "application/json; charset=utf-8"
 Edit = Callable[[FleetSnapshot, str], FleetSnapshot]  # a catalog edit for one node, after success
@@ -30,7 +38,7 @@ def _name(body: dict[str, Any], *keys: str) -> str:
     for key in keys:
         value = body.get(key)
         if isinstance(value, str) and value.strip():
-            return value
+            return model_name(value, key)
     raise BadRequest(f"'{keys[0]}' is required and must be a non-empty string", param=keys[0])
 
 
@@ -58,7 +66,10 @@ def blueprint(svc: RouterServices) -> Blueprint:
         if node is None:
             raise NoNodeAvailable("no node is online to pull to", retry_after=5)
         upstream_body = {k: v for k, v in body.items() if k != "node"}
-        headers = {"X-Herd-Node": node.node_id, "X-Herd-Model": normalize_model(model)}
+        headers = {
+            "X-Herd-Node": header_value(node.node_id),
+            "X-Herd-Model": header_value(normalize_model(model)),
+        }
         now = time.time()
 
         def pulled(snap: FleetSnapshot) -> FleetSnapshot:
@@ -68,7 +79,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             status, data = await forward(node, "POST", "/api/pull", upstream_body)
             if status == 200:
                 svc.registry.edit(pulled)
-            return Response(data, status=status, content_type=JSON, headers=headers)
+            return Response(data, status=gateway_status(status), content_type=JSON, headers=headers)
         stack = request_stack(request.scope)
         try:
             resp = await stack.enter_async_context(

@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -29,14 +29,18 @@ from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
 KEEP_IMAGES = 24 * 3600.0
+IMAGE_NAME = re.compile(r"[0-9a-f]{32}\.png")
 
 
 def _json(payload: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(payload), content_type=JSON, headers=headers)
 
 
-def _save_images(folder: Path, images: list[str]) -> list[str]:
+def _save_images(folder: Path, encoded: list[str]) -> list[str]:
     """Write PNGs for `url` answers (worker thread); files older than a day are removed on the way."""
+    images = [
+        codec.decode_image(data) for data in encoded
+    ]  # undecodable: the backend failed, before any write
     folder.mkdir(parents=True, exist_ok=True)
     cutoff = time.time() - KEEP_IMAGES
     for old in folder.glob("*.png"):
@@ -45,7 +49,7 @@ def _save_images(folder: Path, images: list[str]) -> list[str]:
     names = []
     for data in images:
         name = f"{uuid.uuid4().hex}.png"
-        (folder / name).write_bytes(base64.b64decode(data))
+        (folder / name).write_bytes(data)
         names.append(name)
     return names
 
@@ -125,7 +129,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/herd/images/<name>")
     async def image_file(name: str) -> Response:
-        if not name.endswith(".png") or "/" in name or name.startswith("."):
+        if not IMAGE_NAME.fullmatch(name):  # only names herd made: no NUL, no path, no 5,000-byte names
             raise NotFound("no such image")
         path = images_dir / name
         try:
@@ -150,6 +154,8 @@ def blueprint(svc: RouterServices) -> Blueprint:
                 fields, codec.decode_audio(body.get("audio")), str(body.get("filename") or "")
             )
             return job, tags
+        # read the body first: an answer before the whole body is in makes the server drop the connection
+        await request.get_data(cache=False, as_text=False, parse_form_data=False)
         raise BadRequest("send multipart/form-data with a 'file' part (or JSON with base64 'audio')")
 
     async def transcribe(dialect: str, path: str) -> tuple[codec.SpeechJob, Any, dict[str, str]]:

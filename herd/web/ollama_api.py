@@ -11,11 +11,12 @@ from typing import Any
 from quart import Blueprint, Response, request
 
 from herd.dialects import ollama as codec
-from herd.errors import ModelNotFound
+from herd.errors import ModelNotFound, gateway_status
 from herd.fleet import catalog
 from herd.fleet.state import normalize_model
 from herd.routing import aliases
 from herd.services import RouterServices
+from herd.validate import header_value
 
 JSON = "application/json; charset=utf-8"
 FALLBACK_VERSION = "0.12.0"  # reported by /api/version only while no node has told us its own
@@ -40,9 +41,9 @@ def blueprint(svc: RouterServices) -> Blueprint:
         node, status, data = await svc.proxy.call(model, "/api/show", raw)
         return Response(
             data,
-            status=status,
+            status=gateway_status(status),
             content_type=JSON,
-            headers={"X-Herd-Node": node.node_id, "X-Herd-Model": model},
+            headers={"X-Herd-Node": header_value(node.node_id), "X-Herd-Model": header_value(model)},
         )
 
     @bp.get("/api/tags")

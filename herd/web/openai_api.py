@@ -16,6 +16,7 @@ from herd.fleet.state import normalize_model
 from herd.routing import aliases
 from herd.routing.media import catalog as media_catalog
 from herd.services import RouterServices
+from herd.validate import model_name
 
 JSON = "application/json; charset=utf-8"
 
@@ -39,6 +40,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/v1/models/<path:model_id>")
     async def model(model_id: str) -> Response:
+        model_id = model_name(model_id)
         entry = catalog.find_model(svc.registry.snapshot, model_id)
         if entry is None and aliases.resolve(svc.settings.aliases, model_id):
             merged = catalog.merged_tags(svc.registry.snapshot)

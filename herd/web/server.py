@@ -4,6 +4,9 @@ Two fixes sit between hypercorn and Quart, in an ASGI wrapper:
 - Each HTTP request gets an `AsyncExitStack` in `scope["herd.stack"]` that lives exactly as long as the ASGI
   call: handlers put the node slot and the upstream response on it, so they are released when the response
   ends, fails, or the client disconnects, even if Quart never started the body.
+- An exception that escapes Quart's own handlers (raised while the response is sent, say) is logged, counted
+  (`herd_unexpected_errors_total`) and answered with a 500 in the caller's dialect, with a body, if the status
+  line is not out yet; response header values lose any CR/LF/NUL and are bounded, as h11 requires.
 - The final body send is shielded. quart-trio cancels each request's nursery as soon as the response is done,
   which can land while hypercorn re-arms its keep-alive idle timer inside that send; the timer is then never
   armed, idle connections never close and graceful shutdown waits the whole `graceful_timeout`.
@@ -20,9 +23,11 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from herd.dialects.errors import error_payload
 from herd.reqscope import SCOPE_KEY
 
 log = logging.getLogger("herd.web")
+MAX_HEADER_BYTES = 8192
 
 ASGIApp = Callable[
     [dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
@@ -30,10 +35,12 @@ ASGIApp = Callable[
 
 
 class RequestScoped:
-    """ASGI wrapper: per-request exit stack + shielded final send (see module docstring)."""
+    """ASGI wrapper: per-request exit stack + shielded final send + last-resort error answer (see module
+    docstring)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_unexpected: Callable[[], None] = lambda: None) -> None:
         self.app = app
+        self.on_unexpected = on_unexpected
 
     async def __call__(
         self,
@@ -45,16 +52,52 @@ class RequestScoped:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def send_final_shielded(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": [(k, safe_header(v)) for k, v in message["headers"]]}
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 with trio.CancelScope(shield=True):
                     await send(message)
             else:
                 await send(message)
 
-        async with AsyncExitStack() as stack:
-            scope[SCOPE_KEY] = stack
-            await self.app(scope, receive, send_final_shielded)
+        try:
+            async with AsyncExitStack() as stack:
+                scope[SCOPE_KEY] = stack
+                await self.app(scope, receive, send_final_shielded)
+        except Exception as exc:  # escaped Quart's handlers (e.g. while sending): still answer, with a body
+            self.on_unexpected()
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:
+                return  # the status line is out: the connection closes, the client sees a cut body
+            body = error_payload(
+                str(scope.get("path", "")),
+                500,
+                f"internal error: {type(exc).__name__}",
+                code="internal_error",
+                openai_type="server_error",
+            )
+            headers = [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            with trio.CancelScope(shield=True):
+                await send({"type": "http.response.start", "status": 500, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+
+
+def safe_header(value: bytes) -> bytes:
+    """A response header value as h11 accepts it: no CR, LF or NUL (they would split or break the header),
+    and bounded (routes bound what they echo; this is the net under them)."""
+    if len(value) > MAX_HEADER_BYTES:
+        value = value[:MAX_HEADER_BYTES]
+    if any(c in value for c in b"\r\n\x00"):
+        value = value.replace(b"\r", b" ").replace(b"\n", b" ").replace(b"\x00", b"")
+    return value.strip()
 
 
 class WebServer:
@@ -70,8 +113,9 @@ class WebServer:
         access_log: bool,
         certfile: str | None = None,
         keyfile: str | None = None,
+        on_unexpected: Callable[[], None] = lambda: None,
     ) -> None:
-        self.app = RequestScoped(app)
+        self.app = RequestScoped(app, on_unexpected)
         self.config = HypercornConfig()
         # HTTPS when both are given (`herd run --certfile/--keyfile`); hypercorn then reports https:// binds.
         self.config.certfile = certfile
