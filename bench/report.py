@@ -118,6 +118,11 @@ def floor_table(results: list[dict[str, Any]]) -> str:
                 f"bare {b['p50_ms']:.2f} ms, herd {h['p50_ms']:.2f} ms (herd/bare {_ratio(h['p50_ms'], b['p50_ms'])}); "
                 f"CPU per chunk herd {hc * 1000:.1f} µs, bare {bc * 1000:.1f} µs ({_ratio(hc, bc)})"
             )
+    for r in results:
+        ms = r["router"].get("thread_cpu_ms_per_req", 0.0)
+        rows.append(
+            f"\n{r['case']} at {r['concurrency']}: {ms:.3f} ms of herd's CPU per request in worker threads"
+        )
     rows.append(
         "\nCPU = the proxy process's own CPU net of its idle rate, per request; spreads are per round"
     )
