@@ -70,8 +70,10 @@ class _Response:
 
     def ready(self) -> bytes:
         """Every whole chunk h11 can frame from what is already buffered, joined; no I/O."""
-        out: list[bytes] = []
         conn = self._conn.h11
+        if self.complete or not conn.trailing_data[0]:  # nothing buffered: the common case between tokens
+            return b""
+        out: list[bytes] = []
         try:
             while not self.complete:
                 event = conn.next_event()
