@@ -153,10 +153,10 @@ STAGES = [
     ("herd/guard/", "guard"),
     ("herd/web/fastpath.py", "fast-path dispatcher, handlers"),
     ("herd/inference/", "fast-path dispatcher, handlers"),
+    ("herd/web/server.py", "request scope wrapper (herd/web/server.py)"),
     ("quart", "ASGI/Quart (+ werkzeug), Quart handlers"),
     ("werkzeug", "ASGI/Quart (+ werkzeug), Quart handlers"),
     ("herd/web/", "ASGI/Quart (+ werkzeug), Quart handlers"),
-    ("herd/web/server.py", "request scope wrapper (herd/web/server.py)"),
     ("hypercorn/", "server (hypercorn, its h11), both pay it"),
     ("h11/", "server (hypercorn, its h11), both pay it"),
 ]

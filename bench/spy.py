@@ -33,22 +33,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--stream", action="store_true", help="a streamed reply of 100 chunks instead")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between the node's chunks")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    body = {"model": MODEL, "messages": MESSAGES, "stream": args.stream, "options": {"num_predict": 5}}
+    body: dict[str, object] = {"model": MODEL, "messages": MESSAGES, "stream": args.stream}
+    if not args.stream:
+        body["options"] = {"num_predict": 5}
     args.out.mkdir(parents=True, exist_ok=True)
     raw = args.out / f"spy-{time.strftime('%Y%m%d-%H%M%S')}.txt"
     with (
         tempfile.TemporaryDirectory(prefix="herd-spy-") as tmp,
-        processes(Path(tmp), 100 if args.stream else 5, 0.0, None) as procs,
+        processes(Path(tmp), 100 if args.stream else 5, args.chunk_delay, None) as procs,
         heartbeats(procs["router"][1], procs["direct"][1]),
     ):
         router = procs["router"][0]
         conns = [Conn(*host_port(procs["router"][1])) for _ in range(args.concurrency)]
-        run_round(conns, "/api/chat", json.dumps(body).encode(), 200, b'"done":true')  # warm up
+        run_round(
+            conns, "/api/chat", json.dumps(body).encode(), 2 * args.concurrency, b'"done":true'
+        )  # warm up
         recorder = subprocess.Popen(
-            [spy, "record", "-p", str(router.pid), "-r", "250", "-f", "raw", "-o", str(raw), "--nonblocking"],
+            [spy, "record", "-p", str(router.pid), "-r", "500", "-f", "raw", "-o", str(raw), "--nonblocking"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -108,9 +108,13 @@ class _Response:
         if self.complete:
             raise StopAsyncIteration
         parts, self._carry = self._carry, []
+        conn, stream = self._conn.h11, self._conn.stream  # the event loop inlined: this runs once per token
         try:
             while True:
-                event = await self._conn.event()
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.receive_some(RECV))
+                    continue
                 if type(event) is h11.Data:
                     if self._chunked and not event.chunk_end:  # a chunk split across reads: keep it whole
                         parts.append(event.data)
