@@ -10,6 +10,7 @@ done_reason "load"); generate with an empty prompt behaves like Ollama ("load"; 
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from collections.abc import Iterable
@@ -63,7 +64,8 @@ class FakeOllama(FakeServer):
 
     Knobs: `fail_next` (popped one per chat/generate: that status + {"error": msg}), `fail_after_chunks`
     (cut the connection after N chunks, no done chunk; non-stream: a bare 500), `stall_after_chunks` (go
-    silent after N chunks). Observations: `requests` [(path, body)], `loaded` (names, like /api/ps),
+    silent after N chunks), `flaky` (a share of chat/generate requests fail, drawn from a seeded `rng`:
+    `flaky_mode` "500" answers HTTP 500, "cut" cuts after `flaky_cut_after` chunks). Observations: `requests` [(path, body)], `loaded` (names, like /api/ps),
     `active_streams`, `cancelled_streams` (the client went away first), `completed_streams` (counted
     before the last byte leaves, so a client that has read the whole reply sees it).
     """
@@ -87,6 +89,9 @@ class FakeOllama(FakeServer):
         self.fail_next: list[tuple[int, str]] = []
         self.fail_after_chunks: int | None = None
         self.stall_after_chunks: int | None = None
+        self.flaky, self.flaky_mode, self.flaky_cut_after = 0.0, "500", 0
+        self.rng = random.Random(0)
+        self.failed = 0  # requests the flaky knob failed
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.active_streams = self.cancelled_streams = self.completed_streams = 0
         self._expires: dict[str, float] = {}
@@ -158,6 +163,12 @@ class FakeOllama(FakeServer):
             raise ApiError(400, "model is required")
         if self.fail_next:
             raise ApiError(*self.fail_next.pop(0))
+        cut_after = self.fail_after_chunks
+        if self.flaky and self.rng.random() < self.flaky:
+            self.failed += 1
+            if self.flaky_mode == "500":
+                raise ApiError(500, "fake node failure")
+            cut_after = self.flaky_cut_after
         model = self._model(name)
         if refused := capability_error(model, req, chat):
             raise refused
@@ -170,7 +181,7 @@ class FakeOllama(FakeServer):
             return await _send(
                 send, response(200, dumps(body | {"done_reason": "unload" if keep == 0 else "load"}))
             )
-        await self._generate(req, chat, cold, receive, send, model.name if keep == 0 else None)
+        await self._generate(req, chat, cold, receive, send, model.name if keep == 0 else None, cut_after)
 
     async def _manage(self, path: str, req: Body, send: Send) -> None:
         """Model management like Ollama's: pull streams progress and adds the model; delete and copy."""
@@ -210,7 +221,14 @@ class FakeOllama(FakeServer):
         await send({"type": "http.response.body", "body": dumps(steps[-1]) + b"\n"})
 
     async def _generate(
-        self, req: Body, chat: bool, cold: bool, receive: Receive, send: Send, unload: str | None
+        self,
+        req: Body,
+        chat: bool,
+        cold: bool,
+        receive: Receive,
+        send: Send,
+        unload: str | None,
+        cut_after: int | None,
     ) -> None:
         """Send the reply (a stream, or one JSON at the end) while watching for the client going away.
         Counters and `loaded` settle before the last byte leaves: a client that read the reply sees them."""
@@ -228,7 +246,7 @@ class FakeOllama(FakeServer):
 
                 nursery.start_soon(watch)
                 try:
-                    last = await self._emit(req, chat, cold, send)
+                    last = await self._emit(req, chat, cold, send, cut_after)
                     if last is not None:
                         finished = True
                         self._settle(unload, completed=1)
@@ -247,7 +265,9 @@ class FakeOllama(FakeServer):
         if unload in self.loaded:
             self.loaded.remove(unload)
 
-    async def _emit(self, req: Body, chat: bool, cold: bool, send: Send) -> list[Message] | None:
+    async def _emit(
+        self, req: Body, chat: bool, cold: bool, send: Send, cut_after: int | None
+    ) -> list[Message] | None:
         """Send the chunks; return the final ASGI messages still to send, or None when the reply is cut."""
         chunks, reason, evals = plan_reply(req, chat, self.reply, self.num_chunks)
         final = final_body(req, chat, cold, reason, evals, max(self.chunk_delay, 0.02))
@@ -256,7 +276,7 @@ class FakeOllama(FakeServer):
             headers = [(b"content-type", b"application/x-ndjson")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
         for sent, chunk in enumerate([*chunks, None]):
-            if self.fail_after_chunks is not None and sent >= self.fail_after_chunks:
+            if cut_after is not None and sent >= cut_after:
                 return None  # returning mid-body makes hypercorn drop the connection: a cut stream
             if self.stall_after_chunks is not None and sent >= self.stall_after_chunks:
                 await trio.sleep_forever()

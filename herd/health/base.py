@@ -29,6 +29,7 @@ class Facts:
     broken: frozenset[str] = frozenset()
     paused: frozenset[str] = frozenset()
     in_flight: dict[str, int] = field(default_factory=dict)  # node -> requests running
+    ejected: frozenset[str] = frozenset()  # taken out by outlier ejection (herd.routing.outliers)
 
 
 Check = Callable[[Facts], list[Finding]]

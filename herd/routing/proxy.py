@@ -23,9 +23,11 @@ from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFaile
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
 from herd.routing.autopull import auto_pull
+from herd.routing import commit
 from herd.routing.breaker import Breakers
 from herd.routing.latency import LatencyBook
 from herd.routing.lines import LineStream
+from herd.routing.outliers import Outliers
 from herd.routing.policies import Plan, body_for, encode
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
@@ -48,6 +50,7 @@ class Opened:
     retries: int
     queue_wait: float
     native: bool = False  # the lines are the node's own OpenAI SSE/JSON (herd.routing.native relays them)
+    first_byte: float = 0.0  # trio clock when the node's first body bytes arrived
 
 
 class _Exhausted(Exception):
@@ -71,6 +74,7 @@ class Proxy:
         latency: LatencyBook,
         scorer: Scorer,
         settings: RuntimeSettings | None = None,
+        outliers: Outliers | None = None,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -81,20 +85,30 @@ class Proxy:
         self.latency = latency
         self.scorer = scorer
         self.settings = settings
+        self.outliers = outliers or Outliers()
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
-        return self.scorer.rank(
-            self.registry.snapshot,
-            facts,
-            now=now,
-            in_flight=self.slots.in_flight,
-            capacity=self.slots.room,
-            latency=self.latency.all,
-            latency_version=self.latency.version,
-            broken=self.breakers.open_nodes(now) | self.registry.paused,
-            exclude=exclude,
-        )
+        broken = self.breakers.open_nodes(now) | self.registry.paused
+        ejected = self.outliers.ejected(now) - broken
+
+        def rank(out: frozenset[str]) -> list[Candidate]:
+            return self.scorer.rank(
+                self.registry.snapshot,
+                facts,
+                now=now,
+                in_flight=self.slots.in_flight,
+                capacity=self.slots.room,
+                latency=self.latency.all,
+                latency_version=self.latency.version,
+                broken=out,
+                exclude=exclude,
+            )
+
+        ranked = rank(broken | ejected)
+        if not ranked and ejected:
+            ranked = rank(broken)  # ejected nodes are the only ones left: a degraded answer beats none
+        return ranked
 
     def pick(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> NodeState:
         """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
@@ -186,18 +200,29 @@ class Proxy:
             scope.callback(self.slots.release, node.node_id, model)
             rec.concurrency = concurrency
             self.breakers.attempt(node.node_id, trio.current_time())
+            self.outliers.attempt(node.node_id, trio.current_time())
             body, protected = body_for(plan, node, model)
             rec.context_protected = protected
             verdict = False
             try:
                 opened = await self._attempt(
-                    scope, node, model, path, encode(body) if raw is None or protected else raw, native
+                    scope,
+                    node,
+                    model,
+                    path,
+                    encode(body) if raw is None or protected else raw,
+                    native,
+                    stream=rec.stream,
                 )
                 verdict = True
             except UpstreamStatus as exc:
                 verdict = True
                 self.breakers.success(node.node_id)  # it answered: reachable, whatever it said
                 await scope.aclose()
+                if exc.status >= 500 and exc.status != 503:
+                    self.outliers.outcome(node.node_id, True, trio.current_time())
+                else:
+                    self.outliers.abandon(node.node_id)  # busy, absent or refused: says nothing of its health
                 if exc.status == 503:
                     # Ollama's "server busy": the node is saturated, not broken. Wait for a slot instead of
                     # retrying into it; the queue's deadline still bounds the whole wait.
@@ -213,17 +238,23 @@ class Proxy:
                 await scope.aclose()
                 if exc.kind == "connect" or self.breakers.state(node.node_id).probing:
                     self.breakers.failure(node.node_id, trio.current_time())
+                if exc.kind == "connect":
+                    self.outliers.abandon(node.node_id)  # unreachable is the breaker's business
+                else:
+                    self.outliers.outcome(node.node_id, True, trio.current_time())
                 failures.append(f"{node.node_id}: {exc}")
             else:
                 self.breakers.success(node.node_id)
+                scope.callback(self._settle, node.node_id, rec)
                 opened.retries = rec.retries = len(tried)
                 opened.queue_wait = rec.queue_wait = queue_wait
                 rec.node_id = node.node_id
-                rec.ttft = trio.current_time() - rec.started
+                rec.ttft = opened.first_byte - rec.started
                 return opened
             finally:
                 if not verdict:
                     self.breakers.abandon(node.node_id)
+                    self.outliers.abandon(node.node_id)
             tried.add(node.node_id)
             log.warning("attempt %d for %s on %s failed: %s", len(tried), model, node.node_id, failures[-1])
         if last_status is not None and len(failures) == 1:
@@ -233,6 +264,15 @@ class Proxy:
             retry_after=self.cfg.fleet.heartbeat_interval,
         )
 
+    def _settle(self, node_id: str, rec: RequestRecord) -> None:
+        """The committed attempt's verdict for outlier ejection, once its response is over."""
+        if rec.error is not None:
+            self.outliers.outcome(node_id, True, trio.current_time())  # cut, silent or an error line
+        elif rec.done:
+            self.outliers.outcome(node_id, False, trio.current_time())
+        else:
+            self.outliers.abandon(node_id)  # the client left: no verdict
+
     async def _attempt(
         self,
         scope: AsyncExitStack,
@@ -241,6 +281,8 @@ class Proxy:
         path: str,
         body: bytes,
         native: dict[str, Any] | None = None,
+        *,
+        stream: bool = True,
     ) -> Opened:
         ucfg = self.cfg.upstream
         # Ollama sends headers with its first chunk, after any model load: one deadline covers both.
@@ -265,7 +307,29 @@ class Proxy:
             await lines.prime()
         if cs.cancelled_caught:
             raise UpstreamError("idle", f"no first byte within {ucfg.first_byte_timeout:g} s")
-        return Opened(node=node, model=model, lines=lines, retries=0, queue_wait=0.0, native=req.native)
+        first_byte = trio.current_time()
+        # Read ahead to the commit point (herd.routing.commit): a failure before it is retried here.
+        if stream:
+            with trio.move_on_at(first_byte_deadline) as cs:
+                verdict = await lines.fill(lambda buf, eof: commit.first_content(buf, req.native, eof))
+            if cs.cancelled_caught:
+                raise UpstreamError("idle", f"no content within {ucfg.first_byte_timeout:g} s")
+        else:
+            expects_done = path in ("/api/chat", "/api/generate")
+            verdict = await lines.fill(
+                lambda buf, eof: commit.complete(buf, req.native, expects_done) if eof else commit.WAIT
+            )
+        if verdict != commit.GO:
+            raise UpstreamError("backend", verdict.removeprefix("error: "))
+        return Opened(
+            node=node,
+            model=model,
+            lines=lines,
+            retries=0,
+            queue_wait=0.0,
+            native=req.native,
+            first_byte=first_byte,
+        )
 
     async def call(self, model: str, path: str, body: bytes) -> tuple[NodeState, int, bytes]:
         """A small one-shot POST (e.g. `/api/show`) on a node that has `model`, trying the next node if one is

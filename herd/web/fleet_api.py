@@ -60,6 +60,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             queue=svc.queue.depths(),
             broken=svc.proxy.breakers.open_nodes(now),
             paused=frozenset(svc.registry.paused),
+            ejected=svc.proxy.outliers.ejected(now),
         )
         return Response(json.dumps({"findings": run_checks(facts)}), content_type=JSON)
 
