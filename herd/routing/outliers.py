@@ -9,8 +9,8 @@ failures are the breaker's and busy/404/429/caller faults are neutral. Ranking a
 Rules (`docs/routing.md`, "Outlier ejection"):
 - each node keeps its last `window` outcomes younger than `max_age` seconds;
 - it is ejected when it has at least `min_failures` failures there and its failure rate exceeds
-  `max(min_rate, fleet_factor × the rate of every other node's window together)`;
-- ejection lasts `base_ejection × 2^(level-1)` seconds, at most `max_ejection`; `level` counts ejections
+  `max(min_rate, fleet_factor * the rate of every other node's window together)`;
+- ejection lasts `base_ejection * 2^(level-1)` seconds, at most `max_ejection`; `level` counts ejections
   since the node last served a full window without one;
 - when the time is up one real request probes it (others keep avoiding it): success puts it back in
   rotation, failure ejects it again one level up;

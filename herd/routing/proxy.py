@@ -22,8 +22,8 @@ from herd.config import RouterConfig
 from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
-from herd.routing.autopull import auto_pull
 from herd.routing import commit
+from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
 from herd.routing.latency import LatencyBook
 from herd.routing.lines import LineStream
