@@ -91,3 +91,9 @@ class FleetBusy(HerdError):
     status = 429
     code = "fleet_busy"
     openai_type = "rate_limit_error"
+
+
+class FleetStarting(NoNodeAvailable):
+    """The router restarted and the nodes that served this model have not reported again yet."""
+
+    code = "fleet_starting"

@@ -1,7 +1,9 @@
 """The node agent's heartbeat loop: probe the backend and the host, send a heartbeat, sleep, repeat.
 
 It keeps reporting while the backend is down (backend_up false, no models) and retries a router that is down
-with exponential backoff, logging once per change of state. Where heartbeats go is a `HeartbeatSink`: over HTTP
+with exponential backoff, logging once per change of state; while backing off it asks the router a cheap
+question every `router_poll` seconds and sends a heartbeat at once when it answers again (a restarted router
+has its fleet back within about a second, not after the agents' backoff). Where heartbeats go is a `HeartbeatSink`: over HTTP
 to a router found by URL or mDNS (`herd node`), or straight into the registry of the router it runs inside
 (`herd run`'s local node). On shutdown, `drain()` sends one last heartbeat with `draining: true`.
 """
@@ -40,6 +42,9 @@ class HeartbeatSink(Protocol):
     async def send(self, hb: Heartbeat) -> None: ...
 
     def describe(self) -> str: ...
+
+    async def answers(self) -> bool:
+        """A cheap check that the router answers right now (no heartbeat built or sent)."""
 
 
 def route_address(router_host: str) -> str | None:
@@ -88,6 +93,16 @@ class HttpSink:
             if self.router_url is None:
                 raise SinkError("no router found over mDNS")
 
+    async def answers(self) -> bool:
+        try:
+            await self.ready()
+            assert self.router_url is not None
+            await self.client.get(self.router_url + "/api/version")
+        except (SinkError, httpx.HTTPError):
+            self.router_url = None
+            return False
+        return True  # any HTTP answer: the router is listening again
+
     async def send(self, hb: Heartbeat) -> None:
         await self.ready()
         assert self.router_url is not None
@@ -121,6 +136,7 @@ class Agent:
         host_probe: Callable[[Path], Awaitable[HostStats]] = host_stats,
         backend: str = OLLAMA,
         media: MediaScout | None = None,
+        router_poll: float = 1.0,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -137,6 +153,7 @@ class Agent:
         self.host_probe = host_probe
         self.backend = backend
         self.media = media
+        self.router_poll = router_poll
         self._openai = OpenAIProber(client, backend_url) if backend == OPENAI else None
         self.sent = 0
         self.last: Heartbeat | None = None
@@ -209,8 +226,17 @@ class Agent:
                 backoff = self.interval
                 await trio.sleep(self.interval)
             else:
-                await trio.sleep(backoff)
+                await self._back_off(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
+
+    async def _back_off(self, backoff: float) -> None:
+        """Wait out `backoff`, or less: until a cheap poll finds the router answering again."""
+        with trio.move_on_after(backoff):
+            while True:
+                await trio.sleep(min(self.router_poll, backoff))
+                with trio.move_on_after(self.router_poll):
+                    if await self.sink.answers():
+                        return
 
     async def drain(self) -> bool:
         """Send one last heartbeat with `draining: true` (shielded, at most `drain_timeout` seconds)."""

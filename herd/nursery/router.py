@@ -18,6 +18,7 @@ import trio
 from herd.backends.rawhttp import RawUpstream
 from herd.config import RouterConfig
 from herd.fleet.discovery import Advertiser, default_interfaces
+from herd.fleet.memory import FleetMemory
 from herd.fleet.registry import Expiry, Registry
 from herd.metrics import Metrics
 from herd.node.local import LocalNode
@@ -65,6 +66,9 @@ class Router:
         self.queue = HoldingQueue(self.pulse, timeout=rcfg.queue_timeout, max_depth=rcfg.queue_max_depth)
         self.breakers = Breakers(rcfg.breaker_threshold, rcfg.breaker_cooldown)
         self.upstream = RawUpstream(cfg.upstream)
+        self.memory = FleetMemory(
+            cfg.data_dir / "fleet.json", self.registry, grace=2 * cfg.fleet.offline_after
+        )
         settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback)
         self.services = RouterServices(
             cfg=cfg,
@@ -82,6 +86,7 @@ class Router:
                 self.latency,
                 Scorer(),
                 settings,
+                starting=self.memory.starting,
             ),
             latency=self.latency,
             recorder=Recorder(self.latency),
@@ -131,6 +136,7 @@ class Router:
                 await nursery.start(Supervised("latency store", self.latency_store).run)
                 await nursery.start(Supervised("trace store", self.traces).run)
                 await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
+                await nursery.start(Supervised("fleet memory", self.memory).run)
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
                 await nursery.start(Supervised("dashboard broadcaster", self.broadcaster).run)

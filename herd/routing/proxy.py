@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,15 @@ import trio
 from herd.backends import kinds
 from herd.backends.upstream import Upstream, UpstreamError, error_message
 from herd.config import RouterConfig
-from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
+from herd.errors import (
+    FleetBusy,
+    FleetStarting,
+    HerdError,
+    ModelNotFound,
+    NoNodeAvailable,
+    UpstreamFailed,
+    UpstreamStatus,
+)
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
 from herd.routing import commit
@@ -75,6 +84,7 @@ class Proxy:
         scorer: Scorer,
         settings: RuntimeSettings | None = None,
         outliers: Outliers | None = None,
+        starting: Callable[[str], bool] = lambda model: False,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -86,6 +96,7 @@ class Proxy:
         self.scorer = scorer
         self.settings = settings
         self.outliers = outliers or Outliers()
+        self.starting = starting  # warm restart: is `model` still waiting for its remembered nodes?
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
@@ -114,6 +125,8 @@ class Proxy:
         """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
         ranked = self.ranked(Facts(model), exclude)
         if not ranked:
+            if self.starting(model):
+                raise self._starting_error(model)
             raise no_candidate_error(self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval)
         return ranked[0].node
 
@@ -124,6 +137,8 @@ class Proxy:
         if not ranked:
             if tried:
                 raise _Exhausted
+            if self.starting(facts.model):
+                return None  # warm restart: wait for its node to report (a heartbeat wakes the queue)
             raise no_candidate_error(
                 self.registry.snapshot, facts.model, self.cfg.fleet.heartbeat_interval, facts.needs
             )
@@ -145,7 +160,8 @@ class Proxy:
         served at all. `raw` is the caller's body when it can be forwarded byte for byte; `native` the OpenAI
         caller's own body, sent as is (model renamed) when the chosen node speaks OpenAI. Fills the record."""
         first: HerdError | None = None
-        if self.settings is not None and self.settings.auto_pull and not plan.strict:
+        auto = self.settings is not None and self.settings.auto_pull and not plan.strict
+        if auto and not self.starting(plan.requested):
             with trio.move_on_after(self.cfg.auto_pull_timeout) as pulling:
                 await auto_pull(self.registry, self.upstream, plan.requested)
             if pulling.cancelled_caught:
@@ -184,6 +200,8 @@ class Proxy:
         last_status: UpstreamStatus | None = None
         queue_wait = 0.0
         deadline = trio.current_time() + self.cfg.routing.queue_timeout
+        if self.starting(model):  # wait at most one heartbeat interval for a remembered node to report
+            deadline = trio.current_time() + self.cfg.fleet.heartbeat_interval
         while len(tried) <= self.cfg.max_retries:
             try:
                 (ranked, concurrency), waited = await self.queue.admit(
@@ -191,6 +209,10 @@ class Proxy:
                 )
             except _Exhausted:
                 break
+            except FleetBusy:
+                if self.starting(model):
+                    raise self._starting_error(model) from None
+                raise
             queue_wait += waited
             node = ranked[0].node
             rec.score, rec.candidates = ranked[0].score, score_headers(ranked)
@@ -262,6 +284,13 @@ class Proxy:
         raise UpstreamFailed(
             "every node tried failed before responding: " + "; ".join(failures),
             retry_after=self.cfg.fleet.heartbeat_interval,
+        )
+
+    def _starting_error(self, model: str) -> FleetStarting:
+        return FleetStarting(
+            f"herd is starting: the nodes that serve '{model}' have not reported since the router restarted; "
+            "retry shortly",
+            retry_after=min(2.0, self.cfg.fleet.heartbeat_interval),
         )
 
     def _settle(self, node_id: str, rec: RequestRecord) -> None:

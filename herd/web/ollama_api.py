@@ -116,7 +116,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
         name = codec.validate_show(codec.parse_body(raw))
         model = normalize_model(name)
-        if not svc.registry.snapshot.knows_model(model):
+        if not svc.registry.snapshot.knows_model(model) and not svc.proxy.starting(model):
             raise ModelNotFound(f"model '{name}' not found", param="model")
         node, status, data = await svc.proxy.call(model, "/api/show", raw)
         return Response(
