@@ -15,7 +15,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -181,7 +181,7 @@ class Agent:
             self._backend_up = probe.up
         self._backend_seen |= probe.up
         host = await self.host_probe(self.data_dir)
-        media: tuple[dict[str, str], ...] = ()
+        media: tuple[dict[str, Any], ...] = ()
         if self.media is not None:
             with trio.move_on_after(self.probe_timeout):
                 media = await self.media.scan(probe, self.advertise())

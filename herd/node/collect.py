@@ -94,7 +94,7 @@ def build_heartbeat(
     draining: bool = False,
     parallel: int = 0,
     backend: str = OLLAMA,
-    media: tuple[dict[str, str], ...] = (),
+    media: tuple[dict[str, Any], ...] = (),
 ) -> Heartbeat:
     return Heartbeat(
         node_id=node_id,

@@ -5,7 +5,9 @@ Node agents report media backends in their heartbeats (`herd.fleet.heartbeat`, `
 model (`api: ollama`), or an OpenAI-compatible images/transcriptions endpoint (`api: openai`), which is either a
 server given by `--image-url`/`--stt-url` or the agent's own wrapper around a local command. The web routes in
 `herd.web.media_api` call `Media.call` with a function building the request for the chosen backend. Choosing is
-a pure function over the snapshot: the least busy online node first, ties by node id.
+a pure function over the snapshot: the least busy online node first, ties by node id. A body larger than a
+backend's `max_bytes` (reported by its agent, default 16 MiB) is never sent to it: another node takes it, or the
+caller gets 413 at once (and before the upload is even read when its Content-Length exceeds every limit).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 import trio
 
 from herd.backends.upstream import Upstream, UpstreamError
-from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, UpstreamFailed
+from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, PayloadTooLarge, UpstreamFailed
+from herd.fleet.heartbeat import DEFAULT_UPLOAD_LIMIT
 from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus, normalize_model
 from herd.routing.slots import Slots
 
@@ -31,6 +34,7 @@ class Backend:
     model: str
     url: str
     api: str  # "openai" or "ollama"
+    max_bytes: int = DEFAULT_UPLOAD_LIMIT  # the largest request body the backend takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +73,29 @@ def candidates(
             if entry["kind"] != kind or (wanted and normalize_model(entry["model"]) != wanted):
                 continue
             busy = sum(n for (node_id, _), n in in_flight.items() if node_id == node.node_id)
-            found.append((busy, node.node_id, Backend(node, entry["model"], entry["url"], entry["api"])))
+            limit = int(entry.get("max_bytes", DEFAULT_UPLOAD_LIMIT))
+            backend = Backend(node, entry["model"], entry["url"], entry["api"], limit)
+            found.append((busy, node.node_id, backend))
             break
     return [b for _, _, b in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
+def upload_limit(snap: FleetSnapshot, kind: str) -> int | None:
+    """The largest body any routable node takes for `kind`, or None when no node serves it."""
+    limits = [
+        int(e.get("max_bytes", DEFAULT_UPLOAD_LIMIT))
+        for n in snap.nodes.values()
+        if n.routable_media
+        for e in n.heartbeat.media
+        if e["kind"] == kind
+    ]
+    return max(limits, default=None)
+
+
+def too_large(size: int, limit: int, what: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the upload ({size} bytes) is larger than any node serving {what} takes ({limit} bytes)"
+    )
 
 
 def no_backend(snap: FleetSnapshot, kind: str, model: str | None) -> Exception:
@@ -98,15 +122,22 @@ class Media:
     async def call(
         self, kind: str, model: str | None, build: Callable[[Backend], Request], retries: int = 2
     ) -> tuple[Backend, int, bytes]:
-        """Send what `build` makes for the best backend; the next one if it cannot be reached. Holds a slot on
-        (node, kind:model) for the whole call."""
+        """Send what `build` makes for the best backend; the next one if it cannot be reached or the body is
+        over its limit. Holds a slot on (node, kind:model) for the whole call."""
         snap = self.snapshot()
         found = candidates(snap, kind, model, self.slots.in_flight)
         if not found:
             raise no_backend(snap, kind, model)
         failures: list[str] = []
-        for backend in found[: retries + 1]:
+        tried = 0
+        for backend in found:
+            if tried > retries:
+                break
             req = build(backend)
+            if len(req.body) > backend.max_bytes:
+                failures.append(f"{backend.node.node_id}: takes at most {backend.max_bytes} bytes")
+                continue
+            tried += 1
             key = f"{kind}:{backend.model}"
             self.slots.reserve(backend.node.node_id, key)
             try:
@@ -121,4 +152,6 @@ class Media:
                 log.warning("%s on %s failed: %s", kind, backend.node.node_id, reason)
             finally:
                 self.slots.release(backend.node.node_id, key)
+        if not tried:
+            raise too_large(len(req.body), max(b.max_bytes for b in found), kind)
         raise UpstreamFailed("every node tried failed: " + "; ".join(failures), retry_after=5)

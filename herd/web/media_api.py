@@ -23,7 +23,7 @@ from quart import Blueprint, Response, request
 from herd.dialects import media as codec
 from herd.dialects import ollama as ollama_codec
 from herd.errors import BadRequest, NotFound
-from herd.routing.media import Media, catalog
+from herd.routing.media import Media, catalog, too_large, upload_limit
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
@@ -134,6 +134,11 @@ def blueprint(svc: RouterServices) -> Blueprint:
         raise BadRequest("send multipart/form-data with a 'file' part (or JSON with base64 'audio')")
 
     async def transcribe(dialect: str, path: str) -> tuple[codec.SpeechJob, Any, dict[str, str]]:
+        limit, size = upload_limit(svc.registry.snapshot, "transcription"), request.content_length
+        if limit is not None and request.mimetype != "multipart/form-data":
+            limit = limit * 4 // 3 + 65536  # JSON carries the audio in base64
+        if limit is not None and size is not None and size > limit:
+            raise too_large(size, limit, "speech-to-text")  # refused from the headers, the upload unread
         job = await speech_from_request()
         rec = record(dialect, path, job.model)
         backend, status, data = await media.call(
