@@ -41,7 +41,7 @@ from herd.services import RouterServices
 from herd.store.latency import LatencyStore
 from herd.store.traces import TraceStore
 from herd.web.app import create_app
-from herd.web.server import WebServer
+from herd.web.server import WebServer, raise_open_files_limit
 
 log = logging.getLogger("herd.router")
 
@@ -107,6 +107,8 @@ class Router:
             port=cfg.port,
             graceful_timeout=cfg.graceful_timeout,
             access_log=cfg.access_log,
+            header_timeout=cfg.header_timeout,
+            max_connections=cfg.max_connections,
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)
@@ -178,6 +180,7 @@ async def run_until_signalled(service: Any, stop: Callable[[], None]) -> None:
 
 async def main_router(cfg: RouterConfig) -> None:
     """`herd run`: the router plus the duties enabled in config, until a signal."""
+    raise_open_files_limit()  # before the connection budget is derived from it
     router = Router(cfg, duties=optional_duties(cfg))
     await run_until_signalled(router, router.stop)
 
