@@ -10,6 +10,7 @@ python3 tasks.py bench [args...]             # router vs direct proxy benchmark 
 python3 tasks.py bench-routing [--seeds N]   # policies on the simulated mixed fleet (bench/routing.py)
 python3 tasks.py bench-scale                 # scoring a 1,000-node x 50-model snapshot (bench/scale.py)
 python3 tasks.py bench-llama                 # real inference: herd over 2 llama.cpp nodes vs one (bench/llama.py)
+python3 tasks.py bench-resilience            # a node failing 30 %, a SIGKILLed router (bench/resilience.py)
 python3 tasks.py e2e-setup                   # build llama-server once (~10-20 min) + install the SmolLM2 model
 """
 
@@ -92,6 +93,11 @@ def bench_scale(args: list[str]) -> int:
     return _run(PY, "bench/scale.py", *args, check=False)
 
 
+def bench_resilience(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/resilience.py", *args, check=False)
+
+
 def bench_llama(args: list[str]) -> int:
     setup()
     return _run(PY, "bench/llama.py", *args, check=False)
@@ -112,6 +118,7 @@ def e2e_setup(args: list[str]) -> int:
 TASKS = {
     "e2e-setup": e2e_setup,
     "bench-llama": bench_llama,
+    "bench-resilience": bench_resilience,
     "serve": serve,
     "node": node,
     "bench-routing": bench_routing,

@@ -149,3 +149,16 @@ def test_a_whole_reply_is_complete_only_with_its_final_line() -> None:
     assert commit.complete(b'{"choices": []}', True, expects_done=True) == commit.GO
     assert commit.complete(b'{"id": "x"}', True, expects_done=True).startswith("error:")
     assert commit.complete(b'{"choi', True, expects_done=True).startswith("error:")
+
+
+def test_the_outlier_defaults_match_the_doc() -> None:
+    import re
+    from dataclasses import fields
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "routing.md").read_text()
+    section = doc[doc.index("## 5. Outlier ejection") :]
+    for f in fields(OutlierConfig):
+        match = re.search(rf"^\| {f.name} \| ([0-9.]+)", section, re.MULTILINE)
+        assert match, f.name
+        assert float(match.group(1)) == getattr(CFG, f.name), f.name

@@ -1,5 +1,7 @@
 """Open a proxied request on the best node: wait for a slot in the holding queue, send, and retry on another
-node until the first byte arrives.
+node until the reply commits (`herd.routing.attempt`: its first content, or its end when not streamed). Each
+attempt's outcome feeds the breaker and outlier ejection; ejected nodes are ranked out unless nothing else could
+serve. After a restart, a model the fleet remembers waits for its node instead of being "not found".
 
 Called by the web handlers with the request's exit stack (owned by the ASGI layer for the whole response), so
 the slot and the upstream connection live exactly as long as the client's response: a disconnect, error or
@@ -12,13 +14,12 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from herd.backends import kinds
-from herd.backends.upstream import Upstream, UpstreamError, error_message
+from herd.backends.upstream import Upstream, UpstreamError
 from herd.config import RouterConfig
 from herd.errors import (
     FleetBusy,
@@ -31,11 +32,10 @@ from herd.errors import (
 )
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
-from herd.routing import commit
+from herd.routing.attempt import Opened, attempt
 from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
 from herd.routing.latency import LatencyBook
-from herd.routing.lines import LineStream
 from herd.routing.outliers import Outliers
 from herd.routing.policies import Plan, body_for, encode
 from herd.routing.queue import HoldingQueue
@@ -47,19 +47,6 @@ from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 
 log = logging.getLogger("herd.proxy")
-
-
-@dataclass(slots=True)
-class Opened:
-    """A backend response whose first bytes have arrived; nothing has been sent to the client yet."""
-
-    node: NodeState
-    model: str
-    lines: LineStream
-    retries: int
-    queue_wait: float
-    native: bool = False  # the lines are the node's own OpenAI SSE/JSON (herd.routing.native relays them)
-    first_byte: float = 0.0  # trio clock when the node's first body bytes arrived
 
 
 class _Exhausted(Exception):
@@ -227,7 +214,9 @@ class Proxy:
             rec.context_protected = protected
             verdict = False
             try:
-                opened = await self._attempt(
+                opened = await attempt(
+                    self.upstream,
+                    self.cfg.upstream,
                     scope,
                     node,
                     model,
@@ -301,64 +290,6 @@ class Proxy:
             self.outliers.outcome(node_id, False, trio.current_time())
         else:
             self.outliers.abandon(node_id)  # the client left: no verdict
-
-    async def _attempt(
-        self,
-        scope: AsyncExitStack,
-        node: NodeState,
-        model: str,
-        path: str,
-        body: bytes,
-        native: dict[str, Any] | None = None,
-        *,
-        stream: bool = True,
-    ) -> Opened:
-        ucfg = self.cfg.upstream
-        # Ollama sends headers with its first chunk, after any model load: one deadline covers both.
-        first_byte_deadline = trio.current_time() + ucfg.first_byte_timeout
-        req = kinds.request_for(node, path, body, native=native, model=model)
-        with trio.move_on_at(first_byte_deadline) as cs:
-            resp = await scope.enter_async_context(
-                self.upstream.stream(req.method, node.url + req.path, req.body)
-            )
-        if cs.cancelled_caught:
-            raise UpstreamError("idle", f"no response within {ucfg.first_byte_timeout:g} s")
-        if resp.status != 200:
-            with trio.move_on_after(ucfg.connect_timeout):
-                raise UpstreamStatus(resp.status, error_message(await resp.read()))
-            raise UpstreamStatus(resp.status, f"HTTP {resp.status}")
-        chunks = resp.chunks()
-        if req.wrap is not None:
-            chunks = req.wrap(chunks)
-            scope.push_async_callback(chunks.aclose)  # type: ignore[attr-defined]  # an async generator
-        lines = LineStream(chunks, ucfg.idle_timeout)
-        with trio.move_on_at(first_byte_deadline) as cs:
-            await lines.prime()
-        if cs.cancelled_caught:
-            raise UpstreamError("idle", f"no first byte within {ucfg.first_byte_timeout:g} s")
-        first_byte = trio.current_time()
-        # Read ahead to the commit point (herd.routing.commit): a failure before it is retried here.
-        if stream:
-            with trio.move_on_at(first_byte_deadline) as cs:
-                verdict = await lines.fill(lambda buf, eof: commit.first_content(buf, req.native, eof))
-            if cs.cancelled_caught:
-                raise UpstreamError("idle", f"no content within {ucfg.first_byte_timeout:g} s")
-        else:
-            expects_done = path in ("/api/chat", "/api/generate")
-            verdict = await lines.fill(
-                lambda buf, eof: commit.complete(buf, req.native, expects_done) if eof else commit.WAIT
-            )
-        if verdict != commit.GO:
-            raise UpstreamError("backend", verdict.removeprefix("error: "))
-        return Opened(
-            node=node,
-            model=model,
-            lines=lines,
-            retries=0,
-            queue_wait=0.0,
-            native=req.native,
-            first_byte=first_byte,
-        )
 
     async def call(self, model: str, path: str, body: bytes) -> tuple[NodeState, int, bytes]:
         """A small one-shot POST (e.g. `/api/show`) on a node that has `model`, trying the next node if one is
