@@ -101,9 +101,12 @@ class Stack:
         return sum(1 for n in status["nodes"] if n["status"] == "online")
 
     async def wait_nodes(self, http: httpx.AsyncClient) -> None:
-        with trio.fail_after(60):
+        with trio.move_on_after(90):
             while await self.nodes_online(http) < len(self.fakes):  # noqa: ASYNC110 (another process)
                 await trio.sleep(0.1)
+            return
+        logs = "".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(self.tmp.glob("*.log")))
+        raise SystemExit(f"the nodes did not come online within 90 s:\n{logs}")
 
 
 async def one_request(http: httpx.AsyncClient, url: str, i: int) -> tuple[str, str]:

@@ -89,13 +89,19 @@ async def test_after_a_restart_a_known_model_is_starting_not_missing(
 async def test_grace_ends_with_a_404_for_a_model_nobody_brought_back(
     nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    (tmp_path / "fleet.json").write_bytes(encode({"gone": ("http://127.0.0.1:9", frozenset({MODEL}))}))
+    (tmp_path / "fleet.json").write_bytes(
+        encode({"gone": ("http://127.0.0.1:9", frozenset({MODEL, "whisper-1"}))})
+    )
     fleet = FleetConfig(heartbeat_interval=1.0, offline_after=5.0)
     cfg = RouterConfig(data_dir=tmp_path, host="127.0.0.1", port=0, local_node=False, mdns=False, fleet=fleet)
     (url,) = await nursery.start(Router(cfg).run)
     async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
         assert (await http.post(url + "/api/chat", json=CHAT)).status_code == 503
         assert (await http.post(url + "/api/show", json={"model": MODEL})).status_code == 503
+        stt = await http.post(
+            url + "/v1/audio/transcriptions", files={"file": ("a.wav", b"x")}, data={"model": "whisper-1"}
+        )
+        assert stt.status_code == 503 and stt.json()["error"]["code"] == "fleet_starting"
         await trio.sleep(2 * fleet.offline_after)
         assert (await http.post(url + "/api/chat", json=CHAT)).status_code == 404
 

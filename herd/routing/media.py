@@ -20,7 +20,14 @@ from typing import Any
 import trio
 
 from herd.backends.upstream import Upstream, UpstreamError
-from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, PayloadTooLarge, UpstreamFailed
+from herd.errors import (
+    BadRequest,
+    FleetStarting,
+    ModelNotFound,
+    NoNodeAvailable,
+    PayloadTooLarge,
+    UpstreamFailed,
+)
 from herd.fleet.heartbeat import DEFAULT_UPLOAD_LIMIT
 from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus, normalize_model
 from herd.routing.slots import Slots
@@ -112,12 +119,18 @@ def no_backend(snap: FleetSnapshot, kind: str, model: str | None) -> Exception:
 
 class Media:
     def __init__(
-        self, registry_snapshot: Callable[[], FleetSnapshot], slots: Slots, upstream: Upstream, timeout: float
+        self,
+        registry_snapshot: Callable[[], FleetSnapshot],
+        slots: Slots,
+        upstream: Upstream,
+        timeout: float,
+        starting: Callable[[str], bool] = lambda model: False,
     ):
         self.snapshot = registry_snapshot
         self.slots = slots
         self.upstream = upstream
         self.timeout = timeout
+        self.starting = starting  # warm restart (herd.fleet.memory): its node has not reported yet
 
     async def call(
         self, kind: str, model: str | None, build: Callable[[Backend], Request], retries: int = 2
@@ -127,6 +140,12 @@ class Media:
         snap = self.snapshot()
         found = candidates(snap, kind, model, self.slots.in_flight)
         if not found:
+            if model and self.starting(model):
+                raise FleetStarting(
+                    f"herd is starting: the nodes that serve '{model}' have not reported since the router "
+                    "restarted; retry shortly",
+                    retry_after=2,
+                )
             raise no_backend(snap, kind, model)
         failures: list[str] = []
         tried = 0

@@ -51,7 +51,13 @@ def _save_images(folder: Path, images: list[str]) -> list[str]:
 
 def blueprint(svc: RouterServices) -> Blueprint:
     bp = Blueprint("media", __name__)
-    media = Media(lambda: svc.registry.snapshot, svc.slots, svc.upstream, svc.cfg.upstream.media_timeout)
+    media = Media(
+        lambda: svc.registry.snapshot,
+        svc.slots,
+        svc.upstream,
+        svc.cfg.upstream.media_timeout,
+        starting=svc.proxy.starting,
+    )
     images_dir = svc.cfg.data_dir / "images"
 
     def record(dialect: str, path: str, model: str | None) -> Any:
