@@ -129,3 +129,27 @@ async def test_an_agent_reports_within_a_second_of_the_router_coming_back(
         while "n1" not in router.registry.snapshot.nodes:  # noqa: ASYNC110 (the agent's progress)
             await trio.sleep(0.05)
         assert trio.current_time() - back <= 1.5  # one poll, not the rest of a 30 s backoff
+
+
+async def test_a_request_held_for_a_starting_node_then_queues_as_usual(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    fake = FakeOllama([FakeModel(MODEL)], loaded=[MODEL], chunk_delay=2.0, num_chunks=4)  # 8 s per reply
+    await nursery.start(fake.run)
+    (tmp_path / "fleet.json").write_bytes(encode({"n1": (fake.url, frozenset({MODEL}))}))
+    cfg = RouterConfig(data_dir=tmp_path, host="127.0.0.1", port=0, local_node=False, mdns=False)
+    (url,) = await nursery.start(Router(cfg).run)
+    statuses: list[int] = []
+    async with httpx.AsyncClient(trust_env=False, timeout=60) as http:
+
+        async def chat() -> None:
+            statuses.append((await http.post(url + "/api/chat", json=CHAT)).status_code)
+
+        async with trio.open_nursery() as clients:
+            clients.start_soon(chat)
+            clients.start_soon(chat)
+            await trio.sleep(1)
+            hb = heartbeat_json("n1", fake.url, [MODEL], [MODEL], parallel=1)
+            assert (await http.post(url + "/heartbeat", json=hb)).status_code == 200
+    # one took the only slot; the other, past the 5 s hold, waited for it like any queued request
+    assert statuses == [200, 200]

@@ -187,19 +187,23 @@ class Proxy:
         last_status: UpstreamStatus | None = None
         queue_wait = 0.0
         deadline = trio.current_time() + self.cfg.routing.queue_timeout
-        if self.starting(model):  # wait at most one heartbeat interval for a remembered node to report
-            deadline = trio.current_time() + self.cfg.fleet.heartbeat_interval
+        hold = trio.current_time() + self.cfg.fleet.heartbeat_interval  # for a remembered node to report
         while len(tried) <= self.cfg.max_retries:
+            starting = self.starting(model)
             try:
                 (ranked, concurrency), waited = await self.queue.admit(
-                    model, lambda: self._claim(facts, tried), until=deadline
+                    model,
+                    lambda: self._claim(facts, tried),
+                    until=min(deadline, hold) if starting else deadline,
                 )
             except _Exhausted:
                 break
             except FleetBusy:
+                if not starting:
+                    raise
                 if self.starting(model):
                     raise self._starting_error(model) from None
-                raise
+                continue  # its node reported, but every slot is taken: wait on as any request would
             queue_wait += waited
             node = ranked[0].node
             rec.score, rec.candidates = ranked[0].score, score_headers(ranked)
