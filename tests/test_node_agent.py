@@ -178,3 +178,27 @@ def test_one_agent_per_data_dir(tmp_path: Path) -> None:
         pass
     with data_dir_lock(tmp_path / "a"), data_dir_lock(tmp_path / "b"):
         pass
+
+
+async def test_a_router_that_refuses_heartbeats_gets_the_full_backoff(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    class Refusing(RecordingSink):
+        async def send(self, hb: Heartbeat) -> None:
+            self.attempts.append(trio.current_time())
+            raise SinkError("router answered 400: bad heartbeat", answered=True)
+
+        async def answers(self) -> bool:
+            return True  # it is up; it just does not take what we send
+
+    fake = FakeOllama([MODEL])
+    await nursery.start(fake.run)
+    sink = Refusing()
+    async with httpx.AsyncClient(trust_env=False) as client:
+        a = agent(client, fake.url, sink, tmp_path, interval=5, backoff_max=30)
+        async with trio.open_nursery() as inner:
+            await inner.start(a.run)
+            await trio.sleep(60)
+            inner.cancel_scope.cancel()
+    gaps = [round(b - a_) for a_, b in zip(sink.attempts, sink.attempts[1:], strict=False)]
+    assert gaps[:3] == [5, 10, 20]  # no fast polling into a router that refuses

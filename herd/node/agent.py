@@ -32,7 +32,11 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
 class SinkError(Exception):
-    """The heartbeat could not be delivered."""
+    """The heartbeat could not be delivered: the router is unreachable, or (`answered`) it refused it."""
+
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 class HeartbeatSink(Protocol):
@@ -112,7 +116,7 @@ class HttpSink:
             self.router_url = None  # look it up again next time (mDNS: it may have moved)
             raise SinkError(f"{type(exc).__name__}: {exc}") from exc
         if resp.status_code != 200:
-            raise SinkError(f"router answered {resp.status_code}: {resp.text[:200]}")
+            raise SinkError(f"router answered {resp.status_code}: {resp.text[:200]}", answered=True)
 
 
 class Agent:
@@ -160,6 +164,7 @@ class Agent:
         self._backend_seen = False
         self._backend_up: bool | None = None
         self._router_ok: bool | None = None
+        self._refused = False  # the router answered but refused the heartbeat: back off, don't poll
 
     async def beat(self) -> Heartbeat:
         probe = BackendProbe(up=False, error=f"no answer within {self.probe_timeout:g} s")
@@ -207,6 +212,7 @@ class Agent:
                     return True  # a local node joins only once its backend has answered
             await self.sink.send(hb)
         except SinkError as exc:
+            self._refused = exc.answered
             if self._router_ok is not False:
                 log.warning("cannot reach %s: %s (retrying with backoff)", self.sink.describe(), exc)
             self._router_ok = False
@@ -231,6 +237,9 @@ class Agent:
 
     async def _back_off(self, backoff: float) -> None:
         """Wait out `backoff`, or less: until a cheap poll finds the router answering again."""
+        if self._refused:
+            await trio.sleep(backoff)  # it answers already; polling would only resend what it refuses
+            return
         with trio.move_on_after(backoff):
             while True:
                 await trio.sleep(min(self.router_poll, backoff))
