@@ -113,9 +113,19 @@ class Outliers:
     def __init__(self, cfg: OutlierConfig | None = None) -> None:
         self.cfg = cfg or OutlierConfig()
         self._states: dict[str, NodeOutliers] = {}
+        self._out: set[str] = (
+            set()
+        )  # nodes with an ejection not yet ended by a probe (asked on every ranking)
 
     def ejected(self, now: float) -> frozenset[str]:
-        return frozenset(n for n, s in self._states.items() if is_ejected(s, now))
+        return frozenset(n for n in self._out if is_ejected(self._states[n], now))
+
+    def _set(self, node_id: str, state: NodeOutliers) -> None:
+        self._states[node_id] = state
+        if state.until is None:
+            self._out.discard(node_id)
+        else:
+            self._out.add(node_id)
 
     def state(self, node_id: str) -> NodeOutliers:
         return self._states.get(node_id, HEALTHY)
@@ -123,13 +133,13 @@ class Outliers:
     def attempt(self, node_id: str, now: float) -> None:
         state = self._states.get(node_id)
         if state is not None:
-            self._states[node_id] = on_attempt(state, now)
+            self._set(node_id, on_attempt(state, now))
 
     def abandon(self, node_id: str) -> None:
         """A probe ended without a verdict (the client left): the next request probes instead."""
         s = self._states.get(node_id)
         if s is not None and s.probing:
-            self._states[node_id] = NodeOutliers(s.outcomes, s.ejected_at, s.until, s.level, False, s.served)
+            self._set(node_id, NodeOutliers(s.outcomes, s.ejected_at, s.until, s.level, False, s.served))
 
     def outcome(self, node_id: str, failed: bool, now: float) -> None:
         state = self._states.get(node_id, HEALTHY)
@@ -141,10 +151,11 @@ class Outliers:
                     f, k = failure_rate(recent(s, now, self.cfg))
                     fails, n = fails + f, n + k
             others = (fails, n)
-        self._states[node_id] = on_outcome(state, failed, now, others, self.cfg)
+        self._set(node_id, on_outcome(state, failed, now, others, self.cfg))
 
     def forget(self, node_id: str) -> None:
         self._states.pop(node_id, None)
+        self._out.discard(node_id)
 
     def view(self, node_id: str, now: float) -> dict[str, object]:
         """What `/fleet/status` shows for the node."""
