@@ -162,3 +162,14 @@ def test_the_outlier_defaults_match_the_doc() -> None:
         match = re.search(rf"^\| {f.name} \| ([0-9.]+)", section, re.MULTILINE)
         assert match, f.name
         assert float(match.group(1)) == getattr(CFG, f.name), f.name
+
+
+def test_the_elimination_reason() -> None:
+    from test_scoring import M, node, snap_of
+
+    from herd.routing.signals import ScoringConfig, eliminate
+
+    n = snap_of(node("x")).nodes["x"]
+    assert eliminate(n, M, ScoringConfig(), frozenset(), frozenset({"x"})) == "ejected (outlier)"
+    assert eliminate(n, M, ScoringConfig(), frozenset({"x"}), frozenset({"x"})) == "circuit open"
+    assert eliminate(n, M, ScoringConfig(), frozenset()) is None
