@@ -14,6 +14,10 @@ and streamed Ollama chats.
    its remembered fleet (warm) and, as the baseline in the same run, without it (`fleet.json` removed: a cold
    start). Reported: the statuses clients saw in the first 30 s after the restart and the time from the
    router answering again until every node is back and requests succeed.
+3. Slowloris: `herd run` limited to 1,024 open files, 1,500 connections trickling their request heads (a
+   header line every 2 s), and a normal client asking `/api/version` 20 times meanwhile; herd as configured,
+   and as the baseline in the same run with the guard out of the way (`--max-connections 100000
+   --header-timeout 75`, what hypercorn alone gives: the keep-alive timeout for heads, no budget).
 
 Prints markdown tables and writes JSON to bench/results/.
 """
@@ -273,8 +277,98 @@ async def restart_run(tmp: Path, warm: bool, clients: int) -> dict[str, Any]:
     }
 
 
+def _limit_files() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+
+def _start_limited(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`cmd` with the common 1,024 open-files limit (soft and hard: `herd run` cannot raise it)."""
+    out = log.open("ab")
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out, env=env, preexec_fn=_limit_files)
+
+
+async def slowloris_run(tmp: Path, guarded: bool, conns: int) -> dict[str, Any]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [*HERD, "--log-level", "error", "run", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--no-local-node", "--no-mdns", "--data-dir", str(tmp)]
+    if not guarded:
+        cmd += ["--max-connections", "100000", "--header-timeout", "75"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    proc = _start_limited(cmd, tmp / "router.log", env)
+    opened = 0
+    latencies: list[float] = []
+    failures: Counter[str] = Counter()
+    try:
+        # a new connection per request, as a new client would open: the accept path is what slowloris fills
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(trust_env=False, timeout=10, limits=fresh) as http:
+            with trio.fail_after(30):
+                while True:
+                    try:
+                        await http.get(url + "/api/version")
+                        break
+                    except httpx.HTTPError:
+                        await trio.sleep(0.1)
+
+            async def trickle(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                """One slow client as slowloris tools run it: reconnect whenever the server drops it."""
+                nonlocal opened
+                first = True
+                while True:
+                    stream: trio.SocketStream | None = None
+                    with trio.move_on_after(1):
+                        stream = await trio.open_tcp_stream("127.0.0.1", port)
+                    if first:
+                        task_status.started()
+                        first = False
+                    if stream is None:
+                        continue
+                    opened += 1
+                    try:
+                        await stream.send_all(b"GET /api/version HTTP/1.1\r\nHost: herd\r\n")
+                        for i in range(10**6):
+                            await trio.sleep(2)
+                            await stream.send_all(b"X-Slow-%d: x\r\n" % i)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        pass
+                    finally:
+                        await trio.aclose_forcefully(stream)
+
+            async with trio.open_nursery() as attack:
+                for _ in range(conns):
+                    await attack.start(trickle)
+                await trio.sleep(5)
+                for _ in range(20):
+                    t = trio.current_time()
+                    try:
+                        resp = await http.get(url + "/api/version")
+                        if resp.status_code == 200:
+                            latencies.append(trio.current_time() - t)
+                        else:
+                            failures[str(resp.status_code)] += 1
+                    except httpx.HTTPError as exc:
+                        failures[type(exc).__name__] += 1
+                    await trio.sleep(0.25)
+                attack.cancel_scope.cancel()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    latencies.sort()
+    return {
+        "guarded": guarded,
+        "slow_connections_opened_incl_reconnects": opened,
+        "normal_requests_ok": len(latencies),
+        "normal_failures": dict(failures),
+        "latency_p50_ms": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
+        "latency_max_ms": round(1000 * latencies[-1], 1) if latencies else None,
+    }
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"outlier": [], "restart": []}
+    results: dict[str, Any] = {"outlier": [], "restart": [], "slowloris": []}
     with tempfile.TemporaryDirectory(prefix="herd-resilience-") as tmp_name:
         tmp = Path(tmp_name)
         if not args.skip_outlier:
@@ -286,6 +380,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 d = tmp / f"restart-{warm}"
                 d.mkdir()
                 results["restart"].append(await restart_run(d, warm, args.clients))
+        if not args.skip_slowloris:
+            import resource
+
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+            for guarded in (True, False):
+                d = tmp / f"slowloris-{guarded}"
+                d.mkdir()
+                results["slowloris"].append(await slowloris_run(d, guarded, 1500))
     return results
 
 
@@ -300,6 +403,10 @@ def report(results: dict[str, Any]) -> None:
         print(f"\n### restart, {'warm (remembered fleet)' if run['warm'] else 'cold (fleet.json removed)'}\n")
         for k, v in run.items():
             print(f"- {k}: {v}")
+    for run in results["slowloris"]:
+        print(f"\n### slowloris, {'herd' if run['guarded'] else 'baseline: no budget, 75 s for heads'}\n")
+        for k, v in run.items():
+            print(f"- {k}: {v}")
 
 
 def main() -> None:
@@ -310,6 +417,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent client loops")
     parser.add_argument("--skip-outlier", action="store_true")
     parser.add_argument("--skip-restart", action="store_true")
+    parser.add_argument("--skip-slowloris", action="store_true")
     args = parser.parse_args()
     started = time.time()
     results = trio.run(main_async, args)
