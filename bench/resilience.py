@@ -1,6 +1,7 @@
 """Resilience bench (issue 11): a node failing 30 % of requests, and a router SIGKILLed under load.
 
     .venv/bin/python bench/resilience.py [--seconds 60] [--clients 4] [--skip-outlier] [--skip-restart]
+        [--skip-slowloris]
 
 A real `herd run` and real `herd node` agents (subprocesses) in front of three fake Ollama nodes served by this
 process (`tests/fake_ollama.py`), driven by a few client loops mixing non-streamed Ollama and OpenAI chats
@@ -26,9 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,126 +39,9 @@ import trio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_ollama import FakeModel, FakeOllama  # noqa: E402
-
-MODEL = "llama3.2:3b"
-MSGS = [{"role": "user", "content": "Say hello."}]
-HERD = [sys.executable, "-m", "herd"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Stack:
-    """`herd run` and one `herd node` per fake, as subprocesses; the fakes live in this process."""
-
-    def __init__(self, tmp: Path, fakes: dict[str, FakeOllama]) -> None:
-        self.tmp, self.fakes = tmp, fakes
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.router: subprocess.Popen[bytes] | None = None
-        self.agents: list[subprocess.Popen[bytes]] = []
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "OLLAMA_"))}
-
-    def start_router(self) -> None:
-        cmd = [*HERD, "--log-level", "error", "run", "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += ["--no-local-node", "--no-mdns", "--data-dir", str(self.tmp / "router")]
-        log = (self.tmp / "router.log").open("ab")
-        self.router = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, env=self.env)
-
-    def start_agents(self) -> None:
-        for node_id, fake in self.fakes.items():
-            cmd = [*HERD, "--log-level", "error", "node", "--router-url", self.url, "--backend-url", fake.url]
-            cmd += ["--node-id", node_id, "--data-dir", str(self.tmp / node_id), "--parallel", "4"]
-            log = (self.tmp / f"{node_id}.log").open("ab")
-            self.agents.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log, env=self.env))
-
-    def kill_router(self) -> None:
-        assert self.router is not None
-        self.router.send_signal(signal.SIGKILL)
-        self.router.wait()
-
-    def stop(self) -> None:
-        for p in [*self.agents, *([self.router] if self.router else [])]:
-            if p.poll() is None:
-                p.terminate()
-        for p in [*self.agents, *([self.router] if self.router else [])]:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-    async def nodes_online(self, http: httpx.AsyncClient) -> int:
-        try:
-            status = (await http.get(self.url + "/fleet/status")).json()
-        except (httpx.HTTPError, ValueError):
-            return 0
-        return sum(1 for n in status["nodes"] if n["status"] == "online")
-
-    async def wait_nodes(self, http: httpx.AsyncClient) -> None:
-        with trio.move_on_after(90):
-            while await self.nodes_online(http) < len(self.fakes):  # noqa: ASYNC110 (another process)
-                await trio.sleep(0.1)
-            return
-        logs = "".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(self.tmp.glob("*.log")))
-        raise SystemExit(f"the nodes did not come online within 90 s:\n{logs}")
-
-
-async def one_request(http: httpx.AsyncClient, url: str, i: int) -> tuple[str, str]:
-    """(kind, outcome): outcome is "ok", an HTTP status, "cut-before-content" or "cut-after-content"."""
-    kind = ("ollama", "openai", "stream")[i % 3]
-    try:
-        if kind == "openai":
-            body = {"model": MODEL, "messages": MSGS, "stream": False}
-            resp = await http.post(url + "/v1/chat/completions", json=body)
-            if resp.status_code != 200:
-                return kind, str(resp.status_code)
-            return kind, "ok" if resp.json()["choices"][0]["message"]["content"] else "empty"
-        body = {"model": MODEL, "messages": MSGS, "stream": kind == "stream"}
-        resp = await http.post(url + "/api/chat", json=body)
-        if resp.status_code != 200:
-            return kind, str(resp.status_code)
-        lines = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
-        if lines and lines[-1].get("done") is True:
-            return kind, "ok"
-        content = any((ln.get("message") or {}).get("content") for ln in lines)
-        return kind, "cut-after-content" if content else "cut-before-content"
-    except httpx.HTTPError as exc:
-        return kind, type(exc).__name__
-
-
-async def load(
-    http: httpx.AsyncClient, url: str, clients: int, seconds: float, log: list[tuple[float, str, str]]
-) -> None:
-    """`clients` loops sending requests back to back for `seconds`; (time, kind, outcome) into `log`."""
-    counter = iter(range(10**9))
-
-    async def client() -> None:
-        while True:
-            i = next(counter)
-            kind, outcome = await one_request(http, url, i)
-            log.append((trio.current_time(), kind, outcome))
-            if outcome not in ("ok",) and not outcome.startswith("cut"):
-                await trio.sleep(0.05)  # router down: don't spin
-
-    with trio.move_on_after(seconds):
-        async with trio.open_nursery() as nursery:
-            for _ in range(clients):
-                nursery.start_soon(client)
-
-
-def fleet(chunk_delay: float) -> dict[str, FakeOllama]:
-    reply = "one two three four five six"
-    return {
-        n: FakeOllama([FakeModel(MODEL)], loaded=[MODEL], reply=reply, chunk_delay=chunk_delay) for n in "abc"
-    }
+from bench.fleet_stack import Stack, fleet, load  # noqa: E402
+from bench.slowloris import slowloris_run  # noqa: E402
 
 
 async def outlier_run(tmp: Path, mode: str, seconds: float, clients: int) -> dict[str, Any]:
@@ -274,96 +155,6 @@ async def restart_run(tmp: Path, warm: bool, clients: int) -> dict[str, Any]:
         "first_success_after_answering_s": round(first_ok - answering, 2) if first_ok else None,
         "requests_in_first_30s": len(after),
         "statuses_in_first_30s": dict(statuses),
-    }
-
-
-def _limit_files() -> None:
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
-
-
-def _start_limited(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`cmd` with the common 1,024 open-files limit (soft and hard: `herd run` cannot raise it)."""
-    out = log.open("ab")
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=out, env=env, preexec_fn=_limit_files)
-
-
-async def slowloris_run(tmp: Path, guarded: bool, conns: int) -> dict[str, Any]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [*HERD, "--log-level", "error", "run", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--no-local-node", "--no-mdns", "--data-dir", str(tmp)]
-    if not guarded:
-        cmd += ["--max-connections", "100000", "--header-timeout", "75"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
-    proc = _start_limited(cmd, tmp / "router.log", env)
-    opened = 0
-    latencies: list[float] = []
-    failures: Counter[str] = Counter()
-    try:
-        # a new connection per request, as a new client would open: the accept path is what slowloris fills
-        fresh = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(trust_env=False, timeout=10, limits=fresh) as http:
-            with trio.fail_after(30):
-                while True:
-                    try:
-                        await http.get(url + "/api/version")
-                        break
-                    except httpx.HTTPError:
-                        await trio.sleep(0.1)
-
-            async def trickle(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-                """One slow client as slowloris tools run it: reconnect whenever the server drops it."""
-                nonlocal opened
-                first = True
-                while True:
-                    stream: trio.SocketStream | None = None
-                    with trio.move_on_after(1):
-                        stream = await trio.open_tcp_stream("127.0.0.1", port)
-                    if first:
-                        task_status.started()
-                        first = False
-                    if stream is None:
-                        continue
-                    opened += 1
-                    try:
-                        await stream.send_all(b"GET /api/version HTTP/1.1\r\nHost: herd\r\n")
-                        for i in range(10**6):
-                            await trio.sleep(2)
-                            await stream.send_all(b"X-Slow-%d: x\r\n" % i)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                        pass
-                    finally:
-                        await trio.aclose_forcefully(stream)
-
-            async with trio.open_nursery() as attack:
-                for _ in range(conns):
-                    await attack.start(trickle)
-                await trio.sleep(5)
-                for _ in range(20):
-                    t = trio.current_time()
-                    try:
-                        resp = await http.get(url + "/api/version")
-                        if resp.status_code == 200:
-                            latencies.append(trio.current_time() - t)
-                        else:
-                            failures[str(resp.status_code)] += 1
-                    except httpx.HTTPError as exc:
-                        failures[type(exc).__name__] += 1
-                    await trio.sleep(0.25)
-                attack.cancel_scope.cancel()
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    latencies.sort()
-    return {
-        "guarded": guarded,
-        "slow_connections_opened_incl_reconnects": opened,
-        "normal_requests_ok": len(latencies),
-        "normal_failures": dict(failures),
-        "latency_p50_ms": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
-        "latency_max_ms": round(1000 * latencies[-1], 1) if latencies else None,
     }
 
 
