@@ -72,6 +72,8 @@ def fleet_status(svc: RouterServices) -> dict[str, Any]:
         _node_json(n, now, per_node.get(n.node_id, 0), n.node_id in svc.registry.paused)
         for n in snap.nodes.values()
     ]
+    for entry in nodes:
+        entry["outlier"] = svc.proxy.outliers.view(entry["node_id"], now)
     nodes.sort(key=lambda n: n["node_id"])
     counts = {s: sum(1 for n in nodes if n["status"] == s) for s in ("online", "degraded", "offline")}
     return {

@@ -87,6 +87,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             broken=svc.proxy.breakers.open_nodes(now),
             paused=frozenset(svc.registry.paused),
             refusals=svc.gate.refusals.recent(now),
+            ejected=svc.proxy.outliers.ejected(now),
         )
         return Response(json.dumps({"findings": run_checks(facts)}), content_type=JSON)
 

@@ -15,7 +15,8 @@ function renderFleet(data) {
     if (!card) { card = document.createElement("div"); card.dataset.nodeId = n.node_id; box.appendChild(card); }
     const state = n.backend_up ? n.status : "down";
     card.className = `card ${state}`;
-    card.dataset.state = n.draining ? "draining" : n.paused ? "paused" : state;
+    const ejected = n.outlier && n.outlier.ejected;
+    card.dataset.state = n.draining ? "draining" : n.paused ? "paused" : ejected ? "ejected" : state;
     const used = n.host.mem_total ? 100 * (1 - n.host.mem_available / n.host.mem_total) : 0;
     const hot = new Set(n.hot || n.loaded.map((m) => m.name));
     const kind = n.backend === "openai" ? "OpenAI-compatible" : "Ollama";
@@ -23,6 +24,7 @@ function renderFleet(data) {
     card.innerHTML = `<h3><span>${esc(n.node_id)}</span><span class="meta">${esc(card.dataset.state)}</span></h3>
       <div class="meta">${esc(n.backend_url)} · ${kind} ${esc(n.backend_version || "?")}</div>
       <div class="meta">CPU ${n.host.cpu_percent.toFixed(0)}% · memory ${used.toFixed(0)}% of ${gib(n.host.mem_total)} · ${n.in_flight} in flight</div>
+      ${n.outlier && n.outlier.recent_failures ? `<div class="meta">${n.outlier.recent_failures} of ${n.outlier.recent_attempts} recent attempts failed${ejected ? ` · ejected for ${Math.ceil(n.outlier.ejected_for_s)} s` : ""}</div>` : ""}
       <div class="bar"><span style="width:${used.toFixed(0)}%"></span></div>
       <div class="models">${n.models.map((m) => `<span class="${hot.has(m) ? "hot" : ""}">${esc(m)}</span>`).join("")}${media}</div>`;
   }
