@@ -4,6 +4,7 @@ node (a stream cut before its first content, a non-streamed reply cut anywhere).
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import trio
@@ -26,7 +27,9 @@ def three_nodes(**flaky: object) -> dict[str, FakeOllama]:
 async def test_a_node_failing_a_third_of_requests_is_ejected_and_clients_see_no_failure(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    nodes = three_nodes(flaky=0.3, flaky_mode="500")
+    # seed 1: 27 % of its first 100 draws fail, three of them within its first nine requests, so the node is
+    # ejected however few requests the time-to-finish estimate leaves it (it explores each node a few times)
+    nodes = three_nodes(flaky=0.3, flaky_mode="500", rng=random.Random(1))
     fleet = await start_fleet(nursery, tmp_path, nodes)
     outliers = fleet.router.services.proxy.outliers
 

@@ -18,7 +18,7 @@ from test_node_agent import free_port
 
 from herd.cli import build_parser, router_config
 
-HEAD = b"GET /api/version HTTP/1.1\r\nHost: herd\r\n"
+HEAD = b"GET /api/version HTTP/1.1\r\nHost: localhost\r\n"  # a loopback router takes local Host names only
 
 
 async def connect(url: str) -> trio.SocketStream:
