@@ -1,5 +1,6 @@
 """Analytics routes over the trace database: thin handlers that validate the query string and run one query
-from `herd.store.queries` in a worker thread (SQLite never runs on the event loop)."""
+from `herd.store.queries` in a worker thread (SQLite never runs on the event loop). Ranges go up to 720 hours
+(30 days); `/fleet/analytics/series` is the Trends charts' data (`herd.store.series`)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,23 @@ from quart import Blueprint, Response, request
 
 from herd.errors import BadRequest
 from herd.services import RouterServices
-from herd.store import queries
+from herd.store import queries, series
 
 JSON = "application/json; charset=utf-8"
 
 
 def _hours() -> int:
     raw = request.args.get("hours", "24")
-    if not raw.isdigit() or not 1 <= int(raw) <= 168:
-        raise BadRequest("'hours' must be a whole number from 1 to 168", param="hours")
+    if not raw.isdigit() or not 1 <= int(raw) <= series.MAX_HOURS:
+        raise BadRequest(f"'hours' must be a whole number from 1 to {series.MAX_HOURS}", param="hours")
     return int(raw)
+
+
+def _name(param: str) -> str | None:
+    raw = request.args.get(param, "").strip()
+    if len(raw) > 200:
+        raise BadRequest(f"'{param}' is too long", param=param)
+    return raw or None
 
 
 def blueprint(svc: RouterServices) -> Blueprint:
@@ -51,6 +59,11 @@ def blueprint(svc: RouterServices) -> Blueprint:
     async def trends() -> Response:
         hours = _hours()
         return await run(lambda c: queries.trends(c, hours))
+
+    @bp.get("/fleet/analytics/series")
+    async def time_series() -> Response:
+        hours, model, node = _hours(), _name("model"), _name("node")
+        return await run(lambda c: series.series(c, hours, model=model, node=node))
 
     @bp.get("/fleet/analytics/models")
     async def models() -> Response:
