@@ -21,7 +21,13 @@ HOUR = 3600.0
 
 def rec(ts: float, node: str | None, model: str, **kw: object) -> RequestRecord:
     r = RequestRecord(ts, 0.0, "ollama", "/api/chat", model, model, False, node_id=node)
-    fields = {"duration": 1.0, "ttft": 0.1, "prompt_tokens": 10, "completion_tokens": 20, "tokens_per_s": 20.0}
+    fields = {
+        "duration": 1.0,
+        "ttft": 0.1,
+        "prompt_tokens": 10,
+        "completion_tokens": 20,
+        "tokens_per_s": 20.0,
+    }
     for key, value in {**fields, **kw}.items():
         setattr(r, key, value)
     return r
@@ -63,7 +69,11 @@ def test_one_hour_in_minutes_with_percentiles(conn) -> None:  # type: ignore[no-
     current, last, empty = got["buckets"][-1], got["buckets"][-2], got["buckets"][-3]
     assert (current["requests"], empty["requests"], empty["p50_ms"]) == (0, 0, None)  # empty buckets kept
     assert (last["t"], last["requests"], last["errors"]) == (NOW - 60, 11, 1)
-    assert (last["p50_ms"], last["p95_ms"], last["p99_ms"]) == (500.0, 1000.0, 1000.0)  # the error is left out
+    assert (last["p50_ms"], last["p95_ms"], last["p99_ms"]) == (
+        500.0,
+        1000.0,
+        1000.0,
+    )  # the error is left out
     assert (last["ttft_p50_ms"], last["ttft_p95_ms"]) == (50.0, 100.0)
     assert last["completion_tokens"] == 200 and last["throughput_tps"] == round(200 / 60, 3)
     assert last["gen_tps"] == 20.0 and last["prompt_tokens"] == 110

@@ -13,7 +13,6 @@ from herd.fleet.heartbeat import Heartbeat
 from herd.fleet.state import NodeState
 from herd.services import RouterServices
 
-
 KINDS_OF_CAPABILITY = {"completion": "text", "embedding": "embed", "vision": "vision"}
 KINDS_OF_MEDIA = {"image": "image", "transcription": "speech"}
 

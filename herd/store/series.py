@@ -70,7 +70,8 @@ def series(
     step = bucket_seconds(hours)
     end = int((time.time() if now is None else now) // step) * step  # start of the current bucket
     start = end - (hours * 3600 // step - 1) * step if hours * 3600 >= step else end
-    where, args = ["ts >= ?", "ts < ?"], [float(start), float(end + step)]
+    where: list[str] = ["ts >= ?", "ts < ?"]
+    args: list[float | str] = [float(start), float(end + step)]
     for column, value in (("model", model), ("node", node)):
         if value:
             where.append(f"{column} = ?")

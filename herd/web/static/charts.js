@@ -6,7 +6,7 @@ const PALETTE = ["#58a6ff", "#3fb950", "#d29922", "#f85149", "#bc8cff", "#39c5cf
 const AXIS = { stroke: "#8a96a3", grid: { stroke: "#2a333d", width: 1 }, ticks: { stroke: "#2a333d", width: 1 }, font: "11px system-ui, sans-serif", labelFont: "12px system-ui, sans-serif" };
 const charts = new Map(); // container element -> uPlot instance
 
-const chartWidth = (el) => Math.max(260, Math.floor(el.getBoundingClientRect().width || el.parentElement.getBoundingClientRect().width || 600));
+const chartWidth = (el) => Math.max(240, el.clientWidth - 8); // the container's width less its padding
 
 // A compact number for axis ticks: 1.2k, 3.4M.
 function short(v) {
@@ -47,7 +47,8 @@ function timeChart(el, { title, unit, times, series, height = 200 }) {
         width: s.bars ? 0 : 2,
         spanGaps: !s.bars,
         paths: s.bars ? bars({ size: [0.8, 24], align: series.filter((x) => x.bars).length > 1 ? (i % 2 ? 1 : -1) : 0 }) : undefined,
-        points: { show: false },
+        // dots where there are few values (a lone bucket would draw no line at all)
+        points: s.bars ? { show: false } : { size: 6, fill: s.color || PALETTE[i % PALETTE.length], show: (u, si) => u.data[si].filter((v) => v != null).length < 40 },
         value: (u, v) => (v == null ? "–" : `${Number(v).toFixed(s.digits ?? 0)} ${s.unit ?? unit}`),
       })),
     ],
