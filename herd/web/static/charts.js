@@ -21,7 +21,11 @@ function place(el, opts, data) {
   const old = charts.get(el);
   if (old) old.destroy();
   el.replaceChildren();
-  const u = new uPlot({ width: chartWidth(el), ...opts }, data, el);
+  // While the cursor is off the chart, the legend shows the latest point that has data.
+  let last = -1;
+  for (let i = data[0].length - 1; i >= 0 && last < 0; i--) if (data.slice(1).some((s) => s[i] != null && s[i] !== 0)) last = i;
+  const latest = (u) => { if (u.cursor.idx == null && last >= 0) u.setLegend({ idx: last }, false); };
+  const u = new uPlot({ width: chartWidth(el), ...opts, hooks: { ready: [latest], setCursor: [latest] } }, data, el);
   charts.set(el, u);
   return u;
 }
@@ -64,7 +68,10 @@ function barChart(el, { title, unit, names, series, height = 220 }) {
     legend: { live: true },
     scales: { x: { time: false, range: () => [-0.5, names.length - 0.5] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [
-      { ...AXIS, splits: () => names.map((_, i) => i), values: (u, splits) => splits.map((i) => { const s = names[i] ?? ""; return s.length > 14 ? s.slice(0, 13) + "…" : s; }), gap: 4 },
+      { ...AXIS, splits: () => names.map((_, i) => i), values: (u, splits) => {
+        const room = Math.max(6, Math.floor(u.bbox.width / uPlot.pxRatio / Math.max(1, names.length) / 6.5)); // ~6.5 px a character
+        return splits.map((i) => { const s = names[i] ?? ""; return s.length > room ? s.slice(0, room - 1) + "…" : s; });
+      }, gap: 4 },
       { ...AXIS, label: unit, size: 48, values: (u, splits) => splits.map(short) },
     ],
     series: [
