@@ -105,8 +105,13 @@ function addEvent(r) {
   }
 }
 
-onFrame("request", addEvent);
+let tilesAt = 0; // when the last hour's figures were fetched (ms)
+onFrame("request", (r) => {
+  addEvent(r);
+  if (activeTab() === "fleet" && Date.now() - tilesAt > 5000) loaders.fleet(); // at most every 5 s under traffic
+});
 loaders.fleet = async () => {
+  tilesAt = Date.now();
   const o = await getJSON("/fleet/analytics/overview?hours=1");
   $("tiles").dataset.hour = o ? JSON.stringify(o) : "";
   if (lastFleet) renderFleet(lastFleet);
