@@ -32,6 +32,7 @@ $("login").onsubmit = (ev) => {
   $("login").hidden = true;
   connect();
   reloadTab();
+  document.dispatchEvent(new Event("herd-login")); // for data loaded once at start (the recommendations count)
 };
 
 let delay = 500;

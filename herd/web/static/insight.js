@@ -90,4 +90,5 @@
   loaders.recs = loadRecommendations;
   onFrame("benchmark", (run) => { if (!current || run.id === current || run.status === "queued") showRun(run); });
   document.addEventListener("DOMContentLoaded", loadRecommendations);
+  document.addEventListener("herd-login", loadRecommendations);
 })();
