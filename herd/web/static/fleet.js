@@ -32,7 +32,8 @@ function renderFleet(data) {
     if (!card) { card = document.createElement("div"); card.dataset.nodeId = n.node_id; box.appendChild(card); }
     const state = n.backend_up ? n.status : "down";
     card.className = `card ${state}`;
-    card.dataset.state = n.draining ? "draining" : n.paused ? "paused" : state;
+    const ejected = n.outlier && n.outlier.ejected; // outlier ejection (on main: fleet_view's "outlier")
+    card.dataset.state = n.draining ? "draining" : n.paused ? "paused" : ejected ? "ejected" : state;
     const used = n.host.mem_total ? 100 * (1 - n.host.mem_available / n.host.mem_total) : 0;
     const hot = new Set(n.hot || n.loaded.map((m) => m.name));
     const kind = n.backend === "openai" ? "OpenAI-compatible" : "Ollama";
@@ -41,6 +42,7 @@ function renderFleet(data) {
     const order = [...n.models].sort((a, b) => (hot.has(b) - hot.has(a)) || a.localeCompare(b));
     card.innerHTML = `<h3><span>${esc(n.node_id)}</span><span class="state">${esc(card.dataset.state)}</span></h3>
       <div class="meta">${kind} ${esc(n.backend_version || "?")} · ${n.in_flight} running${n.parallel ? ` of ${n.parallel}` : ""} · ${gib(n.host.mem_total)}</div>
+      ${n.outlier && n.outlier.recent_failures ? `<div class="meta">${n.outlier.recent_failures} of ${n.outlier.recent_attempts} recent attempts failed${ejected ? ` · ejected for ${Math.ceil(n.outlier.ejected_for_s)} s` : ""}</div>` : ""}
       ${loadBar("CPU", n.host.cpu_percent)}${loadBar("Mem", used)}${gpus}
       <ul class="models">${order.map((m) => modelRow(n, m, hot.has(m))).join("")}${media}</ul>`;
   }
