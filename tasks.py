@@ -14,6 +14,7 @@ python3 tasks.py bench-guard                 # the web edge guard vs the bare ap
 python3 tasks.py bench-lanproxy              # the agent's LAN proxy vs a direct connection (bench/lanproxy.py)
 python3 tasks.py fuzz [--examples N] [--seed S]  # the fuzz suite, long (default 20,000 examples, tests/test_fuzz.py)
 python3 tasks.py bench-fuzz [args...]        # fuzzed requests + bad model names vs a router process (bench/fuzz.py)
+python3 tasks.py bench-resilience            # a node failing 30 %, a SIGKILLed router (bench/resilience.py)
 python3 tasks.py e2e-setup                   # build llama-server once (~10-20 min) + install the SmolLM2 model
 """
 
@@ -108,6 +109,11 @@ def bench_scale(args: list[str]) -> int:
     return _run(PY, "bench/scale.py", *args, check=False)
 
 
+def bench_resilience(args: list[str]) -> int:
+    setup()
+    return _run(PY, "bench/resilience.py", *args, check=False)
+
+
 def bench_llama(args: list[str]) -> int:
     setup()
     return _run(PY, "bench/llama.py", *args, check=False)
@@ -158,6 +164,7 @@ def e2e_setup(args: list[str]) -> int:
 TASKS = {
     "e2e-setup": e2e_setup,
     "bench-llama": bench_llama,
+    "bench-resilience": bench_resilience,
     "serve": serve,
     "node": node,
     "bench-routing": bench_routing,

@@ -190,6 +190,20 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "default 1048576)",
     )
 
+    run.add_argument(
+        "--header-timeout",
+        type=float,
+        default=float(env.get("FLEET_HEADER_TIMEOUT", 5.0)),
+        help="seconds a client has to send a complete request head (env FLEET_HEADER_TIMEOUT; default 5)",
+    )
+    run.add_argument(
+        "--max-connections",
+        type=int,
+        default=int(env.get("FLEET_MAX_CONNECTIONS", 0)),
+        help="open client connections at most, beyond which idle ones are closed first (env "
+        "FLEET_MAX_CONNECTIONS; default 0: derived from the open-files limit)",
+    )
+
     add_node_parser(sub, env)
     pull = sub.add_parser(
         "pull",
@@ -285,6 +299,8 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
         retention_days=max(0.01, args.retention_days),
         max_body_bytes=args.max_body,
         security=security_config(args, env),
+        header_timeout=max(0.5, args.header_timeout),
+        max_connections=max(0, args.max_connections),
         upstream=UpstreamConfig(
             idle_timeout=max(1.0, args.stream_idle_timeout),
             first_byte_timeout=max(1.0, args.first_byte_timeout),

@@ -114,6 +114,10 @@ class RouterConfig:
     auto_pull_timeout: float = 900.0
     # Trace rows older than this are deleted (hourly).
     retention_days: float = 30.0
+    # Seconds a client has to send a complete request head (keep-alive pauses between requests get 75 s).
+    header_timeout: float = 5.0
+    # Open client connections at most; 0 derives it from the open-files limit (see herd/web/server.py).
+    max_connections: int = 0
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)

@@ -156,3 +156,9 @@ class RateLimited(HerdError):
     status = 429
     code = "rate_limit_exceeded"
     openai_type = "requests"
+
+
+class FleetStarting(NoNodeAvailable):
+    """The router restarted and the nodes that served this model have not reported again yet."""
+
+    code = "fleet_starting"

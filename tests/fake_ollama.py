@@ -13,6 +13,7 @@ done_reason "load"); generate with an empty prompt behaves like Ollama ("load"; 
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import sys
 import time
@@ -73,7 +74,8 @@ class FakeOllama(FakeServer):
     (cut the connection after N chunks, no done chunk; non-stream: a bare 500), `stall_after_chunks` (go
     silent after N chunks), `prompt_delay` (seconds per prompt token, spent before the first chunk and reported
     as prompt_eval_duration), `load_delay` (seconds a cold load takes, spent and reported as load_duration);
-    eval_duration reports `chunk_delay` per token. Observations: `requests` [(path, body)], `loaded` (names, like /api/ps),
+    eval_duration reports `chunk_delay` per token; `flaky` (a share of chat/generate requests fail, drawn from a
+    seeded `rng`: `flaky_mode` "500" answers HTTP 500, "cut" cuts after `flaky_cut_after` chunks). Observations: `requests` [(path, body)], `loaded` (names, like /api/ps),
     `active_streams`, `cancelled_streams` (the client went away first), `completed_streams` (counted
     before the last byte leaves, so a client that has read the whole reply sees it).
     """
@@ -101,6 +103,9 @@ class FakeOllama(FakeServer):
         self.fail_pull: tuple[int, str] | None = None  # every /api/pull answers this status + {"error": msg}
         self.fail_after_chunks: int | None = None
         self.stall_after_chunks: int | None = None
+        self.flaky, self.flaky_mode, self.flaky_cut_after = 0.0, "500", 0
+        self.rng = random.Random(0)
+        self.failed = 0  # requests the flaky knob failed
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.blobs: dict[str, int] = {}  # uploaded blobs: digest -> size (like ~/.ollama/models/blobs)
         self.pushed: list[str] = []
@@ -180,6 +185,12 @@ class FakeOllama(FakeServer):
             raise ApiError(400, "model is required")
         if self.fail_next:
             raise ApiError(*self.fail_next.pop(0))
+        cut_after = self.fail_after_chunks
+        if self.flaky and self.rng.random() < self.flaky:
+            self.failed += 1
+            if self.flaky_mode == "500":
+                raise ApiError(500, "fake node failure")
+            cut_after = self.flaky_cut_after
         model = self._model(name)
         if refused := capability_error(model, req, chat):
             raise refused
@@ -192,7 +203,7 @@ class FakeOllama(FakeServer):
             return await _send(
                 send, response(200, dumps(body | {"done_reason": "unload" if keep == 0 else "load"}))
             )
-        await self._generate(req, chat, cold, receive, send, model.name if keep == 0 else None)
+        await self._generate(req, chat, cold, receive, send, model.name if keep == 0 else None, cut_after)
 
     async def _manage(self, path: str, req: Body, send: Send) -> None:
         """Model management like Ollama's: pull streams progress and adds the model; delete and copy."""
@@ -304,7 +315,14 @@ class FakeOllama(FakeServer):
         return steps
 
     async def _generate(
-        self, req: Body, chat: bool, cold: bool, receive: Receive, send: Send, unload: str | None
+        self,
+        req: Body,
+        chat: bool,
+        cold: bool,
+        receive: Receive,
+        send: Send,
+        unload: str | None,
+        cut_after: int | None,
     ) -> None:
         """Send the reply (a stream, or one JSON at the end) while watching for the client going away.
         Counters and `loaded` settle before the last byte leaves: a client that read the reply sees them."""
@@ -322,7 +340,7 @@ class FakeOllama(FakeServer):
 
                 nursery.start_soon(watch)
                 try:
-                    last = await self._emit(req, chat, cold, send)
+                    last = await self._emit(req, chat, cold, send, cut_after)
                     if last is not None:
                         finished = True
                         self._settle(unload, completed=1)
@@ -341,7 +359,9 @@ class FakeOllama(FakeServer):
         if unload in self.loaded:
             self.loaded.remove(unload)
 
-    async def _emit(self, req: Body, chat: bool, cold: bool, send: Send) -> list[Message] | None:
+    async def _emit(
+        self, req: Body, chat: bool, cold: bool, send: Send, cut_after: int | None
+    ) -> list[Message] | None:
         """Send the chunks; return the final ASGI messages still to send, or None when the reply is cut."""
         chunks, reason, evals = plan_reply(req, chat, self.reply, self.num_chunks)
         prompt_s = self.prompt_delay or 0.0004
@@ -356,7 +376,7 @@ class FakeOllama(FakeServer):
             headers = [(b"content-type", b"application/x-ndjson")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
         for sent, chunk in enumerate([*chunks, None]):
-            if self.fail_after_chunks is not None and sent >= self.fail_after_chunks:
+            if cut_after is not None and sent >= cut_after:
                 return None  # returning mid-body makes hypercorn drop the connection: a cut stream
             if self.stall_after_chunks is not None and sent >= self.stall_after_chunks:
                 await trio.sleep_forever()

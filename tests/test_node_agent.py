@@ -33,6 +33,9 @@ class RecordingSink:
     async def ready(self) -> None:
         return None
 
+    async def answers(self) -> bool:
+        return len(self.attempts) >= self.fail_first  # the router is back once the failures are used up
+
     async def send(self, hb: Heartbeat) -> None:
         self.attempts.append(trio.current_time())
         if len(self.attempts) <= self.fail_first:
@@ -125,7 +128,8 @@ async def test_router_down_backs_off_then_recovers(
             await trio.sleep(120)
             inner.cancel_scope.cancel()
     gaps = [round(b - a_) for a_, b in zip(sink.attempts, sink.attempts[1:], strict=False)]
-    assert gaps[:6] == [5, 10, 20, 30, 30, 5]  # doubling backoff, capped, then back to the interval
+    # doubling backoff, capped; the first poll that finds the router answering (1 s) ends it; then the interval
+    assert gaps[:6] == [5, 10, 20, 30, 1, 5]
     assert sink.attempts[0] - start < 1 and len(sink.got) >= 2
 
 
@@ -188,3 +192,27 @@ def test_advertised_url_over_ipv6_is_bracketed() -> None:
     routed = advertised_url("http://127.0.0.1:11434", f"http://[{target}]:11435", None)
     host = routed.removeprefix("http://").rsplit(":", 1)[0]
     assert host.startswith("[") and host.endswith("]") and ipaddress.ip_address(host[1:-1]).version == 6
+
+
+async def test_a_router_that_refuses_heartbeats_gets_the_full_backoff(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    class Refusing(RecordingSink):
+        async def send(self, hb: Heartbeat) -> None:
+            self.attempts.append(trio.current_time())
+            raise SinkError("router answered 400: bad heartbeat", answered=True)
+
+        async def answers(self) -> bool:
+            return True  # it is up; it just does not take what we send
+
+    fake = FakeOllama([MODEL])
+    await nursery.start(fake.run)
+    sink = Refusing()
+    async with httpx.AsyncClient(trust_env=False) as client:
+        a = agent(client, fake.url, sink, tmp_path, interval=5, backoff_max=30)
+        async with trio.open_nursery() as inner:
+            await inner.start(a.run)
+            await trio.sleep(60)
+            inner.cancel_scope.cancel()
+    gaps = [round(b - a_) for a_, b in zip(sink.attempts, sink.attempts[1:], strict=False)]
+    assert gaps[:3] == [5, 10, 20]  # no fast polling into a router that refuses

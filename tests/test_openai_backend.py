@@ -365,6 +365,9 @@ async def test_agent_beats_for_an_openai_backend(nursery: trio.Nursery, tmp_path
         async def send(self, hb: Any) -> None:
             sent.append(hb)
 
+        async def answers(self) -> bool:
+            return True
+
         def describe(self) -> str:
             return "test sink"
 

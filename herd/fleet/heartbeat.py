@@ -15,7 +15,8 @@ heartbeat is a 400, never a half-filled node. Everything in it is bounded (the M
       "parallel": 4,         # optional: requests per model the backend runs at once (0 = unknown)
       "media": [             # optional: image generation and speech-to-text the node can serve
         {"kind": "image", "model": "x/z-image-turbo", "url": "http://10.0.0.5:11434", "api": "ollama"},
-        {"kind": "transcription", "model": "whisper-1", "url": "http://10.0.0.5:11436", "api": "openai"}
+        {"kind": "transcription", "model": "whisper-1", "url": "http://10.0.0.5:11436", "api": "openai",
+         "max_bytes": 16777216}   # optional: the largest request body it takes (default 16 MiB)
       ],
       "gpu": null, "thermal": null, "on_battery": null, ...  # optional: see herd.fleet.guest
       "signed": true         # optional: backend_url is the agent's LAN proxy, which takes fleet-token
@@ -72,7 +73,7 @@ class Heartbeat:
     # Parallel requests per model the backend serves (Ollama's OLLAMA_NUM_PARALLEL); 0 = unknown.
     parallel: int = 0
     # Media backends: {"kind": "image" | "transcription", "model", "url", "api": "openai" | "ollama"}.
-    media: tuple[dict[str, str], ...] = ()
+    media: tuple[dict[str, Any], ...] = ()
     # GPU, thermal, battery, owner load, memory ceiling, learned week (herd.fleet.guest); all optional.
     guest: GuestState = NO_GUEST
     # backend_url is the agent's LAN proxy: every request to it must carry the fleet-token signature.
@@ -144,10 +145,11 @@ def _entries(obj: dict[str, Any], name: str) -> tuple[dict[str, Any], ...]:
 
 
 MEDIA_KINDS = ("image", "transcription")
+DEFAULT_UPLOAD_LIMIT = 16 * 2**20  # a media entry's `max_bytes` when the agent does not say
 MEDIA_APIS = (OPENAI, OLLAMA)
 
 
-def _media(obj: dict[str, Any]) -> tuple[dict[str, str], ...]:
+def _media(obj: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     out = []
     entries = _field(obj, "media", list, [])
     if len(entries) > MAX_MEDIA:
@@ -166,7 +168,13 @@ def _media(obj: dict[str, Any]) -> tuple[dict[str, str], ...]:
             raise BadRequest("heartbeat: media 'url' must be an http URL", param="media")
         model_name(model, f"media[{i}].model")
         text(url, f"media[{i}].url", MAX_URL)
-        out.append({"kind": kind, "model": model, "url": url.rstrip("/"), "api": api})
+        item: dict[str, Any] = {"kind": kind, "model": model, "url": url.rstrip("/"), "api": api}
+        limit = entry.get("max_bytes")
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 2**40:
+                raise BadRequest("heartbeat: media 'max_bytes' must be a positive integer", param="media")
+            item["max_bytes"] = limit
+        out.append(item)
     return tuple(out)
 
 

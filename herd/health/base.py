@@ -31,6 +31,7 @@ class Facts:
     paused: frozenset[str] = frozenset()
     in_flight: dict[str, int] = field(default_factory=dict)  # node -> requests running
     refusals: tuple[Refusal, ...] = ()  # heartbeats refused lately (herd.fleet.trust)
+    ejected: frozenset[str] = frozenset()  # taken out by outlier ejection (herd.routing.outliers)
 
 
 Check = Callable[[Facts], list[Finding]]

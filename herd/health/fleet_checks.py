@@ -1,5 +1,5 @@
 """Health checks over node state: offline/degraded nodes, backends down, memory and disk, context bloat,
-version drift, draining/paused nodes, open breakers."""
+version drift, draining/paused nodes, open breakers, ejected outliers."""
 
 from __future__ import annotations
 
@@ -172,6 +172,21 @@ def breakers_open(f: Facts) -> list[Finding]:
             "check that Ollama listens on the advertised address (OLLAMA_HOST=0.0.0.0)",
         )
         for node in sorted(f.broken)
+    ]
+
+
+@check
+def outliers_ejected(f: Facts) -> list[Finding]:
+    return [
+        Finding(
+            "outlier_ejected",
+            "critical",
+            node,
+            f"{node} fails far more requests than the rest of the fleet",
+            "ejected by outlier detection (5xx, cut or broken streams); probed again when its backoff ends",
+            "check the backend's logs on that machine; /fleet/status shows its recent failures",
+        )
+        for node in sorted(f.ejected)
     ]
 
 

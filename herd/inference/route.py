@@ -9,7 +9,7 @@ from herd.dialects import ollama as ollama_codec
 from herd.dialects.tags import extract_tags
 from herd.inference.call import Call
 from herd.routing import policies
-from herd.routing.proxy import Opened
+from herd.routing.attempt import Opened
 from herd.routing.record import RequestRecord
 from herd.services import RouterServices
 

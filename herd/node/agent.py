@@ -1,7 +1,9 @@
 """The node agent's heartbeat loop: probe the backend and the host, send a heartbeat, sleep, repeat.
 
 It keeps reporting while the backend is down (backend_up false, no models) and retries a router that is down
-with exponential backoff, logging once per change of state. Where heartbeats go is a `HeartbeatSink`: over HTTP
+with exponential backoff, logging once per change of state; while backing off it asks the router a cheap
+question every `router_poll` seconds and sends a heartbeat at once when it answers again (a restarted router
+has its fleet back within about a second, not after the agents' backoff). Where heartbeats go is a `HeartbeatSink`: over HTTP
 to a router found by URL or mDNS (`herd node`), or straight into the registry of the router it runs inside
 (`herd run`'s local node). On shutdown, `drain()` sends one last heartbeat with `draining: true`.
 """
@@ -15,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -35,7 +37,11 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
 class SinkError(Exception):
-    """The heartbeat could not be delivered."""
+    """The heartbeat could not be delivered: the router is unreachable, or (`answered`) it refused it."""
+
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 class HeartbeatSink(Protocol):
@@ -45,6 +51,9 @@ class HeartbeatSink(Protocol):
     async def send(self, hb: Heartbeat) -> None: ...
 
     def describe(self) -> str: ...
+
+    async def answers(self) -> bool:
+        """A cheap check that the router answers right now (no heartbeat built or sent)."""
 
 
 def route_address(router_host: str) -> str | None:
@@ -102,6 +111,16 @@ class HttpSink:
             if self.router_url is None:
                 raise SinkError("no router found over mDNS")
 
+    async def answers(self) -> bool:
+        try:
+            await self.ready()
+            assert self.router_url is not None
+            await self.client.get(self.router_url + "/api/version")
+        except (SinkError, httpx.HTTPError):
+            self.router_url = None
+            return False
+        return True  # any HTTP answer: the router is listening again
+
     async def send(self, hb: Heartbeat) -> None:
         await self.ready()
         assert self.router_url is not None
@@ -116,7 +135,7 @@ class HttpSink:
             self.router_url = None  # look it up again next time (mDNS: it may have moved)
             raise SinkError(f"{type(exc).__name__}: {exc}") from exc
         if resp.status_code != 200:
-            raise SinkError(f"router answered {resp.status_code}: {resp.text[:200]}")
+            raise SinkError(f"router answered {resp.status_code}: {resp.text[:200]}", answered=True)
 
 
 def _names(hb: Heartbeat | None) -> list[str]:
@@ -147,6 +166,7 @@ class Agent:
         guest: GuestReporter | None = None,
         on_report: Callable[[str, Heartbeat], None] | None = None,
         signed: bool = False,
+        router_poll: float = 1.0,
     ) -> None:
         self.node_id = node_id
         self.backend_url = backend_url
@@ -166,12 +186,14 @@ class Agent:
         self.guest = guest
         self.on_report = on_report  # told (router, heartbeat) on joining and when the models reported change
         self.signed = signed  # the backend URL is the agent's LAN proxy (herd.node.lanproxy)
+        self.router_poll = router_poll
         self._openai = OpenAIProber(client, backend_url) if backend == OPENAI else None
         self.sent = 0
         self.last: Heartbeat | None = None
         self._backend_seen = False
         self._backend_up: bool | None = None
         self._router_ok: bool | None = None
+        self._refused = False  # the router answered but refused the heartbeat: back off, don't poll
 
     async def beat(self) -> Heartbeat:
         probe = BackendProbe(up=False, error=f"no answer within {self.probe_timeout:g} s")
@@ -197,7 +219,7 @@ class Agent:
             self._backend_up = probe.up
         self._backend_seen |= probe.up
         host = await self.host_probe(self.data_dir)
-        media: tuple[dict[str, str], ...] = ()
+        media: tuple[dict[str, Any], ...] = ()
         if self.media is not None:
             with trio.move_on_after(self.probe_timeout):
                 media = await self.media.scan(probe, self.advertise())
@@ -226,6 +248,7 @@ class Agent:
                     return True  # a local node joins only once its backend has answered
             await self.sink.send(hb)
         except SinkError as exc:
+            self._refused = exc.answered
             if self._router_ok is not False:
                 log.warning("cannot reach %s: %s (retrying with backoff)", self.sink.describe(), exc)
             self._router_ok = False
@@ -248,8 +271,20 @@ class Agent:
                 backoff = self.interval
                 await trio.sleep(self.interval)
             else:
-                await trio.sleep(backoff)
+                await self._back_off(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
+
+    async def _back_off(self, backoff: float) -> None:
+        """Wait out `backoff`, or less: until a cheap poll finds the router answering again."""
+        if self._refused:
+            await trio.sleep(backoff)  # it answers already; polling would only resend what it refuses
+            return
+        with trio.move_on_after(backoff):
+            while True:
+                await trio.sleep(min(self.router_poll, backoff))
+                with trio.move_on_after(self.router_poll):
+                    if await self.sink.answers():
+                        return
 
     async def drain(self) -> bool:
         """Send one last heartbeat with `draining: true` (shielded, at most `drain_timeout` seconds)."""

@@ -95,7 +95,7 @@ def build_heartbeat(
     draining: bool = False,
     parallel: int = 0,
     backend: str = OLLAMA,
-    media: tuple[dict[str, str], ...] = (),
+    media: tuple[dict[str, Any], ...] = (),
     guest: GuestState = NO_GUEST,
 ) -> Heartbeat:
     return Heartbeat(

@@ -37,6 +37,7 @@ from herd.node.guard import SignedOnly
 
 log = logging.getLogger("herd.node.commands")
 JSON = "application/json; charset=utf-8"
+UPLOAD_LIMIT = 16 * 2**20  # the largest request body taken; reported in heartbeats (`max_bytes`)
 
 
 class CommandFailed(Exception):
@@ -116,7 +117,18 @@ class CommandServer:
 
     def _build(self) -> QuartTrio:
         app = QuartTrio("herd-node-commands")
+        app.config["MAX_CONTENT_LENGTH"] = UPLOAD_LIMIT
         cfg = self.cfg
+
+        @app.before_request
+        async def too_large() -> Response | None:
+            """An oversized upload is refused from its headers, before a byte of the body is read."""
+            size = request.content_length
+            if size is not None and size > UPLOAD_LIMIT:
+                return _error(
+                    413, f"the request body ({size} bytes) exceeds this node's {UPLOAD_LIMIT} bytes"
+                )
+            return None
 
         @app.get("/v1/models")
         async def models() -> Response:

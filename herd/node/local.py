@@ -23,6 +23,9 @@ class LocalSink:
     def __init__(self, ingest: Callable[[Heartbeat], None]) -> None:
         self.ingest = ingest
 
+    async def answers(self) -> bool:
+        return True
+
     def describe(self) -> str:
         return "this router"
 

@@ -12,16 +12,18 @@ URLs on loopback are rewritten like the backend URL, so the router can reach the
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from herd.config import MediaConfig
 from herd.node.collect import BackendProbe
+from herd.node.commands import UPLOAD_LIMIT
 
 IMAGE_CAPS = frozenset({"image", "image_generation"})
 
 
-def ollama_images(probe: BackendProbe, backend_url: str) -> list[dict[str, str]]:
+def ollama_images(probe: BackendProbe, backend_url: str) -> list[dict[str, Any]]:
     out = []
     for entry in probe.models:
         caps = entry.get("capabilities")
@@ -60,7 +62,7 @@ class MediaScout:
         ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
         return ids or ["default"]
 
-    async def scan(self, probe: BackendProbe, backend_url: str) -> tuple[dict[str, str], ...]:
+    async def scan(self, probe: BackendProbe, backend_url: str) -> tuple[dict[str, Any], ...]:
         cfg = self.cfg
         found = ollama_images(probe, backend_url) if probe.up else []
         for kind, url, fixed in (
@@ -78,5 +80,12 @@ class MediaScout:
                 ("transcription", cfg.stt_command, cfg.stt_name),
             ):
                 if command:
-                    found.append({"kind": kind, "model": name, "url": url, "api": "openai"})
+                    entry = {
+                        "kind": kind,
+                        "model": name,
+                        "url": url,
+                        "api": "openai",
+                        "max_bytes": UPLOAD_LIMIT,
+                    }
+                    found.append(entry)
         return tuple(found)

@@ -20,6 +20,7 @@ from herd.backends.rawhttp import RawUpstream
 from herd.backends.upstream import Upstream
 from herd.config import RouterConfig
 from herd.fleet.discovery import Advertiser, default_interfaces
+from herd.fleet.memory import FleetMemory
 from herd.fleet.registry import Expiry, Registry
 from herd.fleet.signing import Verifier
 from herd.fleet.trust import FleetGate
@@ -56,6 +57,7 @@ from herd.store.latency import LatencyStore
 from herd.store.settings_file import SettingsKeeper
 from herd.store.traces import TraceStore
 from herd.web.app import create_app
+from herd.web.connections import raise_open_files_limit
 from herd.web.fastpath import FastPath
 from herd.web.guard import Guard
 from herd.web.server import WebServer
@@ -91,6 +93,9 @@ class Router:
         self.upstream: Upstream = RawUpstream(cfg.upstream)
         if cfg.trust.token:  # nodes behind an agent's LAN proxy take signed requests only
             self.upstream = SigningUpstream(self.upstream, cfg.trust.token, lambda: self.registry.snapshot)
+        self.memory = FleetMemory(
+            cfg.data_dir / "fleet.json", self.registry, grace=2 * cfg.fleet.offline_after
+        )
         self.contexts = ContextBook() if rcfg.dynamic_context else None
         settings = RuntimeSettings(vram_fallback=rcfg.vram_fallback, aliases=dict(rcfg.aliases))
         self.services = RouterServices(
@@ -111,6 +116,7 @@ class Router:
                 settings,
                 contexts=self.contexts,
                 affinity=self.affinity,
+                starting=self.memory.starting,
             ),
             latency=self.latency,
             recorder=Recorder(self.latency, known=lambda model: self.registry.snapshot.serves(model)),
@@ -168,6 +174,8 @@ class Router:
             certfile=cfg.trust.certfile,
             keyfile=cfg.trust.keyfile,
             on_unexpected=self.services.metrics.count_unexpected,
+            header_timeout=cfg.header_timeout,
+            max_connections=cfg.max_connections,
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)
@@ -209,6 +217,7 @@ class Router:
                 await nursery.start(Supervised("trace store", self.traces).run)
                 await nursery.start(Supervised("settings keeper", self.settings_keeper).run)
                 await nursery.start(Supervised("heartbeat expiry", self.expiry).run)
+                await nursery.start(Supervised("fleet memory", self.memory).run)
                 await nursery.start(Supervised("rebalancer", self.rebalancer).run)
                 await nursery.start(Supervised("pre-warmer", self.prewarmer).run)
                 await nursery.start(Supervised("benchmark runner", self.bench).run)
@@ -257,6 +266,7 @@ def _print(text: str) -> None:
 
 async def main_router(cfg: RouterConfig, write: Callable[[str], None] = _print) -> None:
     """`herd run`: the router plus the duties enabled in config, until a signal; says so once it is ready."""
+    raise_open_files_limit()  # before the connection budget is derived from it
     duties = optional_duties(cfg)
     duties.append(lambda svc, urls: Announcer(cfg, svc, urls, write))
     router = Router(cfg, duties=duties)

@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from herd.fleet.registry import Registry
+from herd.observe.fleet_view import request_kind
 from herd.routing.record import RequestRecord
 
 
@@ -72,6 +73,7 @@ class Broadcaster:
                     "completion_tokens": rec.completion_tokens,
                     "tokens_per_s": rec.tokens_per_s,
                     "tags": list(rec.tags),
+                    "kind": request_kind(rec.path),
                 },
             }
         )

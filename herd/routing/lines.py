@@ -55,6 +55,15 @@ class LineStream:
             if not await self._read_now():
                 raise UpstreamError("protocol", "backend closed the response without a body")
 
+    async def fill(self, verdict: Callable[[bytes, bool], str]) -> str:
+        """Read ahead (each read bounded by the idle timeout) until `verdict(buffer, eof)` is not "wait";
+        return it. The bytes stay buffered for whoever iterates next (`herd.routing.commit` has the verdicts)."""
+        while (answer := verdict(self._buf, self._eof)) == "wait":
+            if self._eof:
+                raise AssertionError("a verdict must decide at the end of the stream")
+            await self._read()
+        return answer
+
     async def read_all(self) -> bytes:
         while await self._read():
             pass

@@ -5,7 +5,9 @@ Node agents report media backends in their heartbeats (`herd.fleet.heartbeat`, `
 model (`api: ollama`), or an OpenAI-compatible images/transcriptions endpoint (`api: openai`), which is either a
 server given by `--image-url`/`--stt-url` or the agent's own wrapper around a local command. The web routes in
 `herd.web.media_api` call `Media.call` with a function building the request for the chosen backend. Choosing is
-a pure function over the snapshot: the least busy online node first, ties by node id.
+a pure function over the snapshot: the least busy online node first, ties by node id. A body larger than a
+backend's `max_bytes` (reported by its agent, default 16 MiB) is never sent to it: another node takes it, or the
+caller gets 413 at once (and before the upload is even read when its Content-Length exceeds every limit).
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from urllib.parse import urlsplit
 import trio
 
 from herd.backends.upstream import Upstream, UpstreamError
-from herd.errors import BadRequest, ModelNotFound, NoNodeAvailable, UpstreamFailed
+from herd.errors import (
+    BadRequest,
+    FleetStarting,
+    ModelNotFound,
+    NoNodeAvailable,
+    PayloadTooLarge,
+    UpstreamFailed,
+)
+from herd.fleet.heartbeat import DEFAULT_UPLOAD_LIMIT
 from herd.fleet.signing import sign
 from herd.fleet.state import FleetSnapshot, NodeState, NodeStatus, normalize_model
 from herd.routing.guest import in_meeting
@@ -35,6 +45,7 @@ class Backend:
     model: str
     url: str
     api: str  # "openai" or "ollama"
+    max_bytes: int = DEFAULT_UPLOAD_LIMIT  # the largest request body the backend takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +84,29 @@ def candidates(
             if entry["kind"] != kind or (wanted and normalize_model(entry["model"]) != wanted):
                 continue
             busy = sum(n for (node_id, _), n in in_flight.items() if node_id == node.node_id)
-            found.append((busy, node.node_id, Backend(node, entry["model"], entry["url"], entry["api"])))
+            limit = int(entry.get("max_bytes", DEFAULT_UPLOAD_LIMIT))
+            backend = Backend(node, entry["model"], entry["url"], entry["api"], limit)
+            found.append((busy, node.node_id, backend))
             break
     return [b for _, _, b in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
+def upload_limit(snap: FleetSnapshot, kind: str) -> int | None:
+    """The largest body any routable node takes for `kind`, or None when no node serves it."""
+    limits = [
+        int(e.get("max_bytes", DEFAULT_UPLOAD_LIMIT))
+        for n in snap.nodes.values()
+        if n.routable_media
+        for e in n.heartbeat.media
+        if e["kind"] == kind
+    ]
+    return max(limits, default=None)
+
+
+def too_large(size: int, limit: int, what: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the upload ({size} bytes) is larger than any node serving {what} takes ({limit} bytes)"
+    )
 
 
 def no_backend(snap: FleetSnapshot, kind: str, model: str | None) -> Exception:
@@ -98,6 +129,7 @@ class Media:
         upstream: Upstream,
         timeout: float,
         fleet_token: str | None = None,
+        starting: Callable[[str], bool] = lambda model: False,
     ):
         self.snapshot = registry_snapshot
         self.slots = slots
@@ -105,6 +137,7 @@ class Media:
         self.timeout = timeout
         # With a fleet token every media call is signed: agents' command servers refuse unsigned ones.
         self.fleet_token = fleet_token
+        self.starting = starting  # warm restart (herd.fleet.memory): its node has not reported yet
 
     def _signed(self, url: str, body: bytes) -> dict[str, str] | None:
         if self.fleet_token is None:
@@ -116,15 +149,28 @@ class Media:
     async def call(
         self, kind: str, model: str | None, build: Callable[[Backend], Request], retries: int = 2
     ) -> tuple[Backend, int, bytes]:
-        """Send what `build` makes for the best backend; the next one if it cannot be reached. Holds a slot on
-        (node, kind:model) for the whole call."""
+        """Send what `build` makes for the best backend; the next one if it cannot be reached or the body is
+        over its limit. Holds a slot on (node, kind:model) for the whole call."""
         snap = self.snapshot()
         found = candidates(snap, kind, model, self.slots.in_flight)
         if not found:
+            if model and self.starting(model):
+                raise FleetStarting(
+                    f"herd is starting: the nodes that serve '{model}' have not reported since the router "
+                    "restarted; retry shortly",
+                    retry_after=2,
+                )
             raise no_backend(snap, kind, model)
         failures: list[str] = []
-        for backend in found[: retries + 1]:
+        tried = 0
+        for backend in found:
+            if tried > retries:
+                break
             req = build(backend)
+            if len(req.body) > backend.max_bytes:
+                failures.append(f"{backend.node.node_id}: takes at most {backend.max_bytes} bytes")
+                continue
+            tried += 1
             key = f"{kind}:{backend.model}"
             self.slots.reserve(backend.node.node_id, key)
             try:
@@ -144,4 +190,6 @@ class Media:
                 log.warning("%s on %s failed: %s", kind, backend.node.node_id, reason)
             finally:
                 self.slots.release(backend.node.node_id, key)
+        if not tried:
+            raise too_large(len(req.body), max(b.max_bytes for b in found), kind)
         raise UpstreamFailed("every node tried failed: " + "; ".join(failures), retry_after=5)

@@ -1,5 +1,7 @@
 """Open a proxied request on the best node: wait for a slot in the holding queue, send, and retry on another
-node until the first byte arrives.
+node until the reply commits (`herd.routing.attempt`: its first content, or its end when not streamed). Each
+attempt's outcome feeds the breaker and outlier ejection; ejected nodes are ranked out unless nothing else could
+serve. After a restart, a model the fleet remembers waits for its node instead of being "not found".
 
 Called by the web handlers with the request's exit stack (owned by the ASGI layer for the whole response), so
 the slot and the upstream connection live exactly as long as the client's response: a disconnect, error or
@@ -10,26 +12,36 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import trio
 
 from herd.backends import kinds
-from herd.backends.upstream import Upstream, UpstreamError, error_message
+from herd.backends.upstream import Upstream, UpstreamError
 from herd.config import RouterConfig
-from herd.errors import HerdError, ModelNotFound, NoNodeAvailable, UpstreamFailed, UpstreamStatus
+from herd.errors import (
+    FleetBusy,
+    FleetStarting,
+    HerdError,
+    ModelNotFound,
+    NoNodeAvailable,
+    UpstreamFailed,
+    UpstreamStatus,
+)
 from herd.fleet.registry import Registry
 from herd.fleet.state import NodeState
 from herd.routing.affinity import AFFINITY_PATHS, AffinityBook, lookup
 from herd.routing.affinity import verdict as affinity_verdict
+from herd.routing.attempt import Opened, attempt
 from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
 from herd.routing.dyncontext import ContextBook
 from herd.routing.estimate import request_facts
 from herd.routing.latency import LatencyBook
-from herd.routing.lines import LineStream
+from herd.routing.outliers import Outliers
 from herd.routing.policies import Plan, body_for, encode
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
@@ -40,18 +52,6 @@ from herd.routing.slots import Slots
 from herd.runtime import RuntimeSettings
 
 log = logging.getLogger("herd.proxy")
-
-
-@dataclass(slots=True)
-class Opened:
-    """A backend response whose first bytes have arrived; nothing has been sent to the client yet."""
-
-    node: NodeState
-    model: str
-    lines: LineStream
-    retries: int
-    queue_wait: float
-    native: bool = False  # the lines are the node's own OpenAI SSE/JSON (herd.routing.native relays them)
 
 
 class _Exhausted(Exception):
@@ -77,6 +77,8 @@ class Proxy:
         settings: RuntimeSettings | None = None,
         contexts: ContextBook | None = None,
         affinity: AffinityBook | None = None,
+        outliers: Outliers | None = None,
+        starting: Callable[[str], bool] = lambda model: False,
     ) -> None:
         self.cfg = cfg
         self.registry = registry
@@ -89,20 +91,31 @@ class Proxy:
         self.settings = settings
         self.contexts = contexts  # --dynamic-context
         self.affinity = affinity
+        self.outliers = outliers or Outliers()
+        self.starting = starting  # warm restart: is `model` still waiting for its remembered nodes?
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
-        return self.scorer.rank(
-            self.registry.snapshot,
-            facts,
-            now=now,
-            in_flight=self.slots.in_flight,
-            capacity=self.slots.room,
-            latency=self.latency.all,
-            latency_version=self.latency.version,
-            broken=self.breakers.open_nodes(now) | self.registry.paused,
-            exclude=exclude,
-        )
+        broken = self.breakers.open_nodes(now) | self.registry.paused
+        ejected = self.outliers.ejected(now) - broken
+
+        def rank(out: frozenset[str]) -> list[Candidate]:
+            return self.scorer.rank(
+                self.registry.snapshot,
+                facts,
+                now=now,
+                in_flight=self.slots.in_flight,
+                capacity=self.slots.room,
+                latency=self.latency.all,
+                latency_version=self.latency.version,
+                broken=out,
+                exclude=exclude,
+            )
+
+        ranked = rank(broken | ejected)
+        if not ranked and ejected:
+            ranked = rank(broken)  # ejected nodes are the only ones left: a degraded answer beats none
+        return ranked
 
     def why_not(self, model: str) -> dict[str, str]:
         snap, broken = self.registry.snapshot, self.breakers.open_nodes(trio.current_time())
@@ -112,6 +125,8 @@ class Proxy:
         """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
         ranked = self.ranked(Facts(model), exclude)
         if not ranked:
+            if self.starting(model):
+                raise self._starting_error(model)
             raise no_candidate_error(
                 self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval, reasons=self.why_not(model)
             )
@@ -124,6 +139,8 @@ class Proxy:
         if not ranked:
             if tried:
                 raise _Exhausted
+            if self.starting(facts.model):
+                return None  # warm restart: wait for its node to report (a heartbeat wakes the queue)
             raise no_candidate_error(
                 self.registry.snapshot,
                 facts.model,
@@ -149,7 +166,8 @@ class Proxy:
         served at all. `raw` is the caller's body when it can be forwarded byte for byte; `native` the OpenAI
         caller's own body, sent as is (model renamed) when the chosen node speaks OpenAI. Fills the record."""
         first: HerdError | None = None
-        if self.settings is not None and self.settings.auto_pull and not plan.strict:
+        auto = self.settings is not None and self.settings.auto_pull and not plan.strict
+        if auto and not self.starting(plan.requested):
             with trio.move_on_after(self.cfg.auto_pull_timeout) as pulling:
                 await auto_pull(self.registry, self.upstream, plan.requested)
             if pulling.cancelled_caught:
@@ -192,17 +210,25 @@ class Proxy:
         last_status: UpstreamStatus | None = None
         queue_wait = 0.0
         deadline = trio.current_time() + self.cfg.routing.queue_timeout
+        hold = trio.current_time() + self.cfg.fleet.heartbeat_interval  # for a remembered node to report
         while len(tried) <= self.cfg.max_retries:
+            starting = self.starting(model)
             try:
                 (ranked, concurrency), waited = await self.queue.admit(
                     model,
                     lambda: self._claim(facts, tried),
-                    until=deadline,
+                    until=min(deadline, hold) if starting else deadline,
                     app=rec.app,
                     priority=rec.priority,
                 )
             except _Exhausted:
                 break
+            except FleetBusy:
+                if not starting:
+                    raise
+                if self.starting(model):
+                    raise self._starting_error(model) from None
+                continue  # its node reported, but every slot is taken: wait on as any request would
             queue_wait += waited
             node = ranked[0].node
             rec.score, rec.candidates = ranked[0].score, score_headers(ranked)
@@ -215,18 +241,31 @@ class Proxy:
             scope.callback(self.slots.release, node.node_id, model)
             rec.concurrency = concurrency
             self.breakers.attempt(node.node_id, trio.current_time())
+            self.outliers.attempt(node.node_id, trio.current_time())
             body, protected = body_for(plan, node, model)
             rec.context_protected = protected
             verdict = False
             try:
-                opened = await self._attempt(
-                    scope, node, model, path, encode(body) if raw is None or protected else raw, native
+                opened = await attempt(
+                    self.upstream,
+                    self.cfg.upstream,
+                    scope,
+                    node,
+                    model,
+                    path,
+                    encode(body) if raw is None or protected else raw,
+                    native,
+                    stream=rec.stream,
                 )
                 verdict = True
             except UpstreamStatus as exc:
                 verdict = True
                 self.breakers.success(node.node_id)  # it answered: reachable, whatever it said
                 await scope.aclose()
+                if exc.status >= 500 and exc.status != 503:
+                    self.outliers.outcome(node.node_id, True, trio.current_time())
+                else:
+                    self.outliers.abandon(node.node_id)  # busy, absent or refused: says nothing of its health
                 if exc.status == 503:
                     # Ollama's "server busy": the node is saturated, not broken. Wait for a slot instead of
                     # retrying into it; the queue's deadline still bounds the whole wait.
@@ -242,17 +281,23 @@ class Proxy:
                 await scope.aclose()
                 if exc.kind == "connect" or self.breakers.state(node.node_id).probing:
                     self.breakers.failure(node.node_id, trio.current_time())
+                if exc.kind == "connect":
+                    self.outliers.abandon(node.node_id)  # unreachable is the breaker's business
+                else:
+                    self.outliers.outcome(node.node_id, True, trio.current_time())
                 failures.append(f"{node.node_id}: {exc}")
             else:
                 self.breakers.success(node.node_id)
+                scope.callback(self._settle, node.node_id, rec)
                 opened.retries = rec.retries = len(tried)
                 opened.queue_wait = rec.queue_wait = queue_wait
                 rec.node_id = node.node_id
-                rec.ttft = trio.current_time() - rec.started
+                rec.ttft = opened.first_byte - rec.started
                 return opened
             finally:
                 if not verdict:
                     self.breakers.abandon(node.node_id)
+                    self.outliers.abandon(node.node_id)
             tried.add(node.node_id)
             log.warning("attempt %d for %s on %s failed: %s", len(tried), model, node.node_id, failures[-1])
         if last_status is not None and len(failures) == 1:
@@ -262,39 +307,21 @@ class Proxy:
             retry_after=self.cfg.fleet.heartbeat_interval,
         )
 
-    async def _attempt(
-        self,
-        scope: AsyncExitStack,
-        node: NodeState,
-        model: str,
-        path: str,
-        body: bytes,
-        native: dict[str, Any] | None = None,
-    ) -> Opened:
-        ucfg = self.cfg.upstream
-        # Ollama sends headers with its first chunk, after any model load: one deadline covers both.
-        first_byte_deadline = trio.current_time() + ucfg.first_byte_timeout
-        req = kinds.request_for(node, path, body, native=native, model=model)
-        lines: LineStream | None = None
-        with trio.move_on_at(first_byte_deadline) as cs:  # one scope for the head and the first byte
-            resp = await scope.enter_async_context(
-                self.upstream.stream(req.method, node.url + req.path, req.body)
-            )
-            if resp.status == 200:
-                chunks = resp.chunks()
-                if req.wrap is not None:
-                    chunks = req.wrap(chunks)
-                    scope.push_async_callback(chunks.aclose)  # type: ignore[attr-defined]  # an async generator
-                lines = LineStream(chunks, ucfg.idle_timeout, resp.ready if req.wrap is None else None)
-                await lines.prime()
-        if cs.cancelled_caught:
-            what = "response" if lines is None else "first byte"
-            raise UpstreamError("idle", f"no {what} within {ucfg.first_byte_timeout:g} s")
-        if lines is None:
-            with trio.move_on_after(ucfg.connect_timeout):
-                raise UpstreamStatus(resp.status, error_message(await resp.read()))
-            raise UpstreamStatus(resp.status, f"HTTP {resp.status}")
-        return Opened(node=node, model=model, lines=lines, retries=0, queue_wait=0.0, native=req.native)
+    def _starting_error(self, model: str) -> FleetStarting:
+        return FleetStarting(
+            f"herd is starting: the nodes that serve '{model}' have not reported since the router restarted; "
+            "retry shortly",
+            retry_after=min(2.0, self.cfg.fleet.heartbeat_interval),
+        )
+
+    def _settle(self, node_id: str, rec: RequestRecord) -> None:
+        """The committed attempt's verdict for outlier ejection, once its response is over."""
+        if rec.error is not None:
+            self.outliers.outcome(node_id, True, trio.current_time())  # cut, silent or an error line
+        elif rec.done:
+            self.outliers.outcome(node_id, False, trio.current_time())
+        else:
+            self.outliers.abandon(node_id)  # the client left: no verdict
 
     async def open_pinned(
         self, stack: AsyncExitStack, node: NodeState, model: str, path: str, body: bytes
@@ -304,7 +331,7 @@ class Proxy:
         as the response is open, so real requests see the node busy; the caller decides when it may go."""
         self.slots.reserve(node.node_id, model)
         stack.callback(self.slots.release, node.node_id, model)
-        return await self._attempt(stack, node, model, path, body)
+        return await attempt(self.upstream, self.cfg.upstream, stack, node, model, path, body)
 
     async def call(self, model: str, path: str, body: bytes) -> tuple[NodeState, int, bytes]:
         """A small one-shot POST (e.g. `/api/show`) on a node that has `model`, trying the next node if one is

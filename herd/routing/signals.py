@@ -74,7 +74,13 @@ def _loaded_ctx(node: NodeState, model: str) -> int | None:
     return node.contexts.get(model)
 
 
-def eliminate(node: NodeState, model: str, cfg: ScoringConfig, broken: frozenset[str]) -> str | None:
+def eliminate(
+    node: NodeState,
+    model: str,
+    cfg: ScoringConfig,
+    broken: frozenset[str],
+    ejected: frozenset[str] = frozenset(),
+) -> str | None:
     """Why `node` cannot take `model` at all, or None."""
     hb = node.heartbeat
     if node.status is not NodeStatus.ONLINE:
@@ -89,6 +95,8 @@ def eliminate(node: NodeState, model: str, cfg: ScoringConfig, broken: frozenset
         return "model absent"
     if node.node_id in broken:
         return "circuit open"
+    if node.node_id in ejected:
+        return "ejected (outlier)"
     if model not in node.loaded:
         host = hb.host
         size = _size(node, model)

@@ -98,6 +98,7 @@ def by(conn: sqlite3.Connection, hours: int, column: str) -> list[dict[str, Any]
         "ttft_p50_ms",
         "completion_tokens",
         "tokens_per_s",
+        "prompt_tokens",
     )
     rows = [{column: key, **{k: v for k, v in _summary(g).items() if k in keep}} for key, g in groups.items()]
     return sorted(rows, key=lambda r: -r["requests"])

@@ -1,5 +1,6 @@
 """Analytics routes over the trace database: thin handlers that validate the query string and run one query
-from `herd.store.queries` in a worker thread (SQLite never runs on the event loop)."""
+from `herd.store.queries` in a worker thread (SQLite never runs on the event loop). Ranges go up to 720 hours
+(30 days); `/fleet/analytics/series` is the Trends charts' data (`herd.store.series`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from quart import Blueprint, Response, request
 
 from herd.errors import BadRequest
 from herd.services import RouterServices
-from herd.store import queries
+from herd.store import queries, series
 from herd.validate import query_int, text
 
 MAX_FILTER = 256
@@ -22,7 +23,11 @@ JSON = "application/json; charset=utf-8"
 
 
 def _hours() -> int:
-    return query_int(request.args, "hours", 24, 1, 168)
+    return query_int(request.args, "hours", 24, 1, series.MAX_HOURS)
+
+
+def _name(param: str) -> str | None:
+    return text(request.args.get(param, "").strip(), param, MAX_FILTER, empty=True) or None
 
 
 def blueprint(svc: RouterServices) -> Blueprint:
@@ -52,6 +57,11 @@ def blueprint(svc: RouterServices) -> Blueprint:
     async def trends() -> Response:
         hours = _hours()
         return await run(lambda c: queries.trends(c, hours))
+
+    @bp.get("/fleet/analytics/series")
+    async def time_series() -> Response:
+        hours, model, node = _hours(), _name("model"), _name("node")
+        return await run(lambda c: series.series(c, hours, model=model, node=node))
 
     @bp.get("/fleet/analytics/models")
     async def models() -> Response:

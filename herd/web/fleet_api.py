@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import trio
 from quart import Blueprint, Response, request
@@ -16,7 +15,7 @@ from herd.fleet.heartbeat import MAX_NODE_ID, parse_heartbeat
 from herd.health.base import Facts as HealthFacts
 from herd.health.base import run_checks
 from herd.metrics import render as render_metrics
-from herd.observe.fleet_view import fleet_status
+from herd.observe.fleet_view import fleet_status, queue_rows
 from herd.services import RouterServices
 from herd.validate import text
 
@@ -87,6 +86,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             broken=svc.proxy.breakers.open_nodes(now),
             paused=frozenset(svc.registry.paused),
             refusals=svc.gate.refusals.recent(now),
+            ejected=svc.proxy.outliers.ejected(now),
         )
         return Response(json.dumps({"findings": run_checks(facts)}), content_type=JSON)
 
@@ -104,23 +104,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
 
     @bp.get("/fleet/queue")
     async def queue() -> Response:
-        snap = svc.registry.snapshot
-        rows: list[dict[str, Any]] = []
-        for q in svc.queue.stats():
-            nodes = [n for n in snap.nodes.values() if n.routable and q.model in n.models]
-            capacity = sum(svc.slots.capacity(n.node_id, q.model) for n in nodes)
-            duration = svc.latency.model_duration(q.model)
-            estimate = None if duration is None or not capacity else round(q.depth * duration / capacity, 3)
-            rows.append(
-                {
-                    "model": q.model,
-                    "depth": q.depth,
-                    "oldest_wait_s": round(q.oldest_wait, 3),
-                    "estimated_wait_s": estimate,
-                    "in_flight": sum(svc.slots.in_flight.get((n.node_id, q.model), 0) for n in nodes),
-                    "capacity": capacity,
-                }
-            )
+        rows = queue_rows(svc)
         payload = {"queues": rows, "waiting": sum(r["depth"] for r in rows), "in_flight": svc.slots.total()}
         return Response(json.dumps(payload), content_type=JSON)
 

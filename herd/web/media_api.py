@@ -24,7 +24,7 @@ from herd.dialects import media as codec
 from herd.dialects import ollama as ollama_codec
 from herd.dialects.tags import extract_tags
 from herd.errors import BadRequest, NotFound
-from herd.routing.media import Media, catalog
+from herd.routing.media import Media, catalog, too_large, upload_limit
 from herd.services import RouterServices
 
 JSON = "application/json; charset=utf-8"
@@ -62,6 +62,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         svc.upstream,
         svc.cfg.upstream.media_timeout,
         fleet_token=svc.cfg.trust.token,
+        starting=svc.proxy.starting,
     )
     images_dir = svc.cfg.data_dir / "images"
 
@@ -159,6 +160,11 @@ def blueprint(svc: RouterServices) -> Blueprint:
         raise BadRequest("send multipart/form-data with a 'file' part (or JSON with base64 'audio')")
 
     async def transcribe(dialect: str, path: str) -> tuple[codec.SpeechJob, Any, dict[str, str]]:
+        limit, size = upload_limit(svc.registry.snapshot, "transcription"), request.content_length
+        if limit is not None and request.mimetype != "multipart/form-data":
+            limit = limit * 4 // 3 + 65536  # JSON carries the audio in base64
+        if limit is not None and size is not None and size > limit:
+            raise too_large(size, limit, "speech-to-text")  # refused from the headers, the upload unread
         job, tags = await speech_from_request()
         rec = record(dialect, path, job.model, tags)
         backend, status, data = await media.call(

@@ -36,7 +36,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
         model = (aliases.resolve(svc.settings.aliases, name) or (normalize_model(name),))[0]
         if model != normalize_model(name):  # an alias: show its model
             raw = json.dumps({**json.loads(raw), "model": model, "name": model}).encode()
-        if not svc.registry.snapshot.knows_model(model):
+        if not svc.registry.snapshot.knows_model(model) and not svc.proxy.starting(model):
             raise ModelNotFound(f"model '{name}' not found", param="model")
         node, status, data = await svc.proxy.call(model, "/api/show", raw)
         return Response(

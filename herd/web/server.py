@@ -10,6 +10,8 @@ Two fixes sit between hypercorn and Quart, in an ASGI wrapper:
 - The final body send is shielded. quart-trio cancels each request's nursery as soon as the response is done,
   which can land while hypercorn re-arms its keep-alive idle timer inside that send; the timer is then never
   armed, idle connections never close and graceful shutdown waits the whole `graceful_timeout`.
+
+Slow clients and the connection budget: `herd.web.connections` (imported here, it plugs into hypercorn).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hypercorn.trio import serve
 
 from herd.dialects.errors import error_payload
 from herd.reqscope import SCOPE_KEY
+from herd.web.connections import ConnectionBudget, default_budget
 
 log = logging.getLogger("herd.web")
 MAX_HEADER_BYTES = 8192
@@ -114,9 +117,13 @@ class WebServer:
         certfile: str | None = None,
         keyfile: str | None = None,
         on_unexpected: Callable[[], None] = lambda: None,
+        header_timeout: float = 5.0,
+        max_connections: int = 0,
     ) -> None:
         self.app = RequestScoped(app, on_unexpected)
+        self.connections = ConnectionBudget(max_connections or default_budget(), header_timeout)
         self.config = HypercornConfig()
+        self.config.herd_guard = self.connections  # type: ignore[attr-defined]  # read by herd.web.connections
         # HTTPS when both are given (`herd run --certfile/--keyfile`); hypercorn then reports https:// binds.
         self.config.certfile = certfile
         self.config.keyfile = keyfile

@@ -1,42 +1,16 @@
-// herd dashboard: live fleet over /dashboard/ws, the other tabs from the JSON API. No dependencies.
+// herd dashboard, core: helpers, the admin-key login, the live WebSocket (/dashboard/ws) and the tabs. The tab
+// scripts (fleet.js, trends.js, models.js, insight.js, settings.js) register a loader per tab in `loaders` and
+// a handler per frame type with `onFrame`; charts come from the vendored uPlot (charts.js). No CDN, no build.
 "use strict";
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 const gib = (b) => (b / 2 ** 30).toFixed(1) + " GiB";
+const num = (v, digits = 0, unit = "") => (v === null || v === undefined ? "–" : Number(v).toFixed(digits) + unit);
 
-function renderFleet(data) {
-  const s = data.summary;
-  $("summary").textContent = `${s.online} online · ${s.degraded} degraded · ${s.offline} offline · ${s.in_flight} running · ${s.waiting} waiting`;
-  const box = $("nodes");
-  const seen = new Set();
-  for (const n of data.nodes) {
-    seen.add(n.node_id);
-    let card = box.querySelector(`[data-node-id="${CSS.escape(n.node_id)}"]`);
-    if (!card) { card = document.createElement("div"); card.dataset.nodeId = n.node_id; box.appendChild(card); }
-    const state = n.backend_up ? n.status : "down";
-    card.className = `card ${state}`;
-    card.dataset.state = n.draining ? "draining" : n.paused ? "paused" : state;
-    const used = n.host.mem_total ? 100 * (1 - n.host.mem_available / n.host.mem_total) : 0;
-    const hot = new Set(n.hot || n.loaded.map((m) => m.name));
-    const kind = n.backend === "openai" ? "OpenAI-compatible" : "Ollama";
-    const media = (n.media || []).map((m) => `<span class="media">${esc(m.kind === "image" ? "image" : "speech")}: ${esc(m.model)}</span>`).join("");
-    card.innerHTML = `<h3><span>${esc(n.node_id)}</span><span class="meta">${esc(card.dataset.state)}</span></h3>
-      <div class="meta">${esc(n.backend_url)} · ${kind} ${esc(n.backend_version || "?")}</div>
-      <div class="meta">CPU ${n.host.cpu_percent.toFixed(0)}% · memory ${used.toFixed(0)}% of ${gib(n.host.mem_total)} · ${n.in_flight} in flight</div>
-      <div class="bar"><span style="width:${used.toFixed(0)}%"></span></div>
-      <div class="models">${n.models.map((m) => `<span class="${hot.has(m) ? "hot" : ""}">${esc(m)}</span>`).join("")}${media}</div>`;
-  }
-  for (const card of [...box.children]) if (!seen.has(card.dataset.nodeId)) card.remove();
-}
-
-function addEvent(r) {
-  const li = document.createElement("li");
-  const ms = r.duration == null ? "" : ` ${(r.duration * 1000).toFixed(0)} ms`;
-  li.textContent = `${new Date(r.time * 1000).toLocaleTimeString()} ${r.status} ${r.model} → ${r.node || "—"}${ms}${r.error ? " · " + r.error : ""}`;
-  const list = $("events");
-  list.prepend(li);
-  while (list.children.length > 50) list.lastChild.remove();
-}
+const loaders = {}; // tab name -> async function that (re)loads the tab's data
+const frameHandlers = {}; // frame type -> [function(data)]
+const onFrame = (type, fn) => (frameHandlers[type] = frameHandlers[type] || []).push(fn);
+let lastFleet = null; // the latest fleet frame, for tabs that need the live nodes
 
 // The admin key (when the router has one): asked for once, kept for this tab in sessionStorage, sent as a
 // header on every fetch and as the WebSocket's first message.
@@ -57,8 +31,8 @@ $("login").onsubmit = (ev) => {
   sessionStorage.setItem(KEY, adminKey);
   $("login").hidden = true;
   connect();
-  const tab = document.querySelector("#tabs button.active");
-  if (tab && loaders[tab.dataset.tab]) loaders[tab.dataset.tab]();
+  reloadTab();
+  document.dispatchEvent(new Event("herd-login")); // for data loaded once at start (the recommendations count)
 };
 
 let delay = 500;
@@ -68,8 +42,8 @@ function connect() {
   ws.onmessage = (ev) => {
     $("conn").textContent = "live"; $("conn").className = "pill";
     const msg = JSON.parse(ev.data);
-    if (msg.type === "fleet") renderFleet(msg.data);
-    else if (msg.type === "request") addEvent(msg.data);
+    if (msg.type === "fleet") { lastFleet = msg.data; renderFleet(msg.data); } // fleet.js, wrapped by guest.js
+    for (const fn of frameHandlers[msg.type] || []) fn(msg.data);
   };
   ws.onclose = (ev) => {
     if (ev.code === 4401) { askKey(Boolean(adminKey)); return; }
@@ -88,62 +62,28 @@ async function getJSON(path) {
   try { const r = await api(path); return r.ok ? await r.json() : null; } catch { return null; }
 }
 
+// A table from rows; `cols` are [heading, key or function(row), optional class].
 function table(el, rows, cols) {
   if (!rows || !rows.length) { el.innerHTML = "<tr><td>no data yet</td></tr>"; return; }
-  el.innerHTML = `<tr>${cols.map((c) => `<th>${esc(c)}</th>`).join("")}</tr>` +
-    rows.map((r) => `<tr>${cols.map((c) => `<td>${esc(typeof r[c] === "object" && r[c] !== null ? JSON.stringify(r[c]) : r[c])}</td>`).join("")}</tr>`).join("");
+  const cell = (r, c) => (typeof c[1] === "function" ? c[1](r) : esc(typeof r[c[1]] === "object" && r[c[1]] !== null ? JSON.stringify(r[c[1]]) : r[c[1]] ?? "–"));
+  el.innerHTML = `<tr>${cols.map((c) => `<th>${esc(c[0])}</th>`).join("")}</tr>` +
+    rows.map((r) => `<tr>${cols.map((c) => `<td class="${c[2] || ""}">${cell(r, c)}</td>`).join("")}</tr>`).join("");
 }
 
-const loaders = {
-  async trends() {
-    const t = await getJSON("/fleet/analytics/trends?hours=24");
-    const o = await getJSON("/fleet/analytics/overview?hours=24");
-    const svg = $("chart");
-    const b = (t && t.buckets) || [];
-    const max = Math.max(1, ...b.map((x) => x.requests));
-    const w = 600 / Math.max(1, b.length);
-    svg.innerHTML = b.map((x, i) => `<rect x="${i * w + 1}" y="${200 - (180 * x.requests) / max}" width="${w - 2}" height="${(180 * x.requests) / max}" fill="#58a6ff"><title>${esc(x.hour)}: ${x.requests}</title></rect>`).join("");
-    $("overview").textContent = o ? `${o.requests} requests · ${(100 * o.error_rate).toFixed(1)}% errors · p50 ${o.p50_ms ?? "–"} ms · p95 ${o.p95_ms ?? "–"} ms · ${o.completion_tokens} tokens out` : "no data yet";
-  },
-  async models() {
-    const m = await getJSON("/fleet/analytics/models?hours=24");
-    table($("models-table"), m && m.models, ["model", "requests", "error_rate", "p50_ms", "p95_ms", "ttft_p50_ms", "tokens_per_s"]);
-    const n = await getJSON("/fleet/analytics/nodes?hours=24");
-    table($("nodes-table"), n && n.nodes, ["node", "requests", "error_rate", "p50_ms", "p95_ms", "tokens_per_s"]);
-  },
-  async apps() {
-    const a = await getJSON("/fleet/analytics/apps?hours=168");
-    table($("apps-table"), a && a.apps, ["tag", "requests", "error_rate", "p50_ms", "p95_ms", "p99_ms", "completion_tokens"]);
-  },
-  async health() {
-    const h = await getJSON("/fleet/health");
-    const f = (h && h.findings) || [];
-    $("findings").innerHTML = f.length ? f.map((x) => `<li class="${x.severity}"><b>${esc(x.title)}</b> — ${esc(x.detail)}. <i>${esc(x.recommendation)}</i></li>`).join("") : "<li>all good</li>";
-  },
-  async settings() {
-    const s = await getJSON("/fleet/settings");
-    if (!s) return;
-    $("vram_fallback").checked = s.toggles.vram_fallback;
-    $("auto_pull").checked = s.toggles.auto_pull;
-    $("config").textContent = JSON.stringify(s.config, null, 2);
-  },
-  async traces() {
-    const t = await getJSON("/fleet/traces?limit=100");
-    table($("traces-table"), t && t.traces, ["time", "dialect", "model", "node", "status", "duration", "completion_tokens", "error"]);
-  },
-};
+const activeTab = () => document.querySelector("#tabs button.active")?.dataset.tab;
+function reloadTab() { const t = activeTab(); if (t && loaders[t]) loaders[t](); }
 
-for (const btn of document.querySelectorAll("#tabs button")) {
-  btn.onclick = () => {
-    document.querySelectorAll("#tabs button, .tab").forEach((e) => e.classList.remove("active"));
-    btn.classList.add("active");
-    $(btn.dataset.tab).classList.add("active");
-    if (loaders[btn.dataset.tab]) loaders[btn.dataset.tab]();
-  };
+function showTab(name) {
+  document.querySelectorAll("#tabs button, .tab").forEach((e) => e.classList.remove("active"));
+  document.querySelector(`#tabs button[data-tab="${name}"]`)?.classList.add("active");
+  $(name)?.classList.add("active");
+  if (loaders[name]) loaders[name]();
 }
-for (const key of ["vram_fallback", "auto_pull"]) {
-  $(key).onchange = async (e) => {
-    await api("/fleet/settings", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ [key]: e.target.checked }) });
-  };
-}
-connect();
+
+// Tab buttons get their ids (`<tab>-tab`) once this script listens for their clicks.
+$("tabs").addEventListener("click", (ev) => { const b = ev.target.closest("button[data-tab]"); if (b) showTab(b.dataset.tab); });
+for (const btn of document.querySelectorAll("#tabs button")) btn.id = `${btn.dataset.tab}-tab`;
+document.addEventListener("DOMContentLoaded", () => {
+  connect();
+  reloadTab();
+});

@@ -1,0 +1,141 @@
+"""Slow clients, for `herd.web.server`: hypercorn 0.18 has no header timeout (its idle timer, `keep_alive_timeout`, also covers a request
+head that trickles in, and `read_timeout` would also cut long streamed responses) and no connection limit. Both
+are added in the narrowest place, hypercorn's per-connection handler, by `_GuardedTCPServer`, a subclass that
+`hypercorn.trio.run` uses for servers whose config carries a `herd_guard` (others behave exactly as before):
+- a request head must be complete within `header_timeout` seconds of the connection opening or of its first
+  byte after a keep-alive pause; the keep-alive pause itself keeps `keep_alive_timeout` (75 s);
+- at most `ConnectionBudget.limit` client connections are open; a new one beyond it evicts the oldest connection that has
+  no request in progress (idle or still sending its head), or is closed at once if every one is busy.
+`raise_open_files_limit` lifts the process's soft RLIMIT_NOFILE to its hard limit (called once by `herd run`);
+the default budget is half of what is left after a reserve, since each proxied request also holds a socket to
+its node.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from math import inf
+from typing import Any
+
+import hypercorn.trio.run as hypercorn_run
+import trio
+from hypercorn.events import Closed, RawData, Updated
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+
+log = logging.getLogger("herd.web")
+
+
+def raise_open_files_limit() -> int:
+    """Lift the soft open-files limit to the hard one; the soft limit in force afterwards."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 512
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if sys.platform == "darwin":
+        target = min(target, 10240)  # OPEN_MAX
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        log.info("open files limit raised from %d to %d", soft, target)
+        return target
+    return soft
+
+
+def default_budget() -> int:
+    """Client connections the open-files limit affords: each may hold a socket to a node too."""
+    try:
+        import resource
+    except ImportError:
+        return 256
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return max(16, (min(soft, 1 << 20) - 128) // 2)
+
+
+class ConnectionBudget:
+    """The router's client connections against a budget, and the header deadline (see module docstring)."""
+
+    def __init__(self, limit: int, header_timeout: float) -> None:
+        self.limit = limit
+        self.header_timeout = header_timeout
+        self.open: dict[_GuardedTCPServer, None] = {}  # insertion order: oldest first
+        self.evicted = self.refused = 0
+
+    def admit(self, conn: _GuardedTCPServer) -> bool:
+        if len(self.open) >= self.limit:
+            victim = next((c for c in self.open if c.waiting), None)
+            if victim is None:
+                self.refused += 1
+                return False
+            self.open.pop(victim)
+            victim.evict()
+            self.evicted += 1
+        self.open[conn] = None
+        return True
+
+
+class _GuardedTCPServer(TCPServer):
+    """hypercorn's connection handler plus the header deadline and the connection budget."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.guard: ConnectionBudget | None = getattr(self.config, "herd_guard", None)
+        self.waiting = True  # no request in progress: before a head is complete, or between requests
+        self._between = False  # idle after a response (keep-alive timer), as opposed to awaiting a head
+        self._evicted = False
+        self._timer: trio.CancelScope | None = None
+
+    async def run(self) -> None:
+        if self.guard is None:
+            return await super().run()
+        if not self.guard.admit(self):
+            await trio.aclose_forcefully(self.stream)
+            return None
+        try:
+            return await super().run()
+        finally:
+            self.guard.open.pop(self, None)
+
+    def evict(self) -> None:
+        self._evicted = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    async def protocol_send(self, event: Any) -> None:
+        if isinstance(event, Updated):
+            self.waiting = self._between = event.idle
+        await super().protocol_send(event)
+
+    async def _idle_timeout(self) -> None:
+        timeout = self.config.keep_alive_timeout
+        if self.guard is not None and not self._between:
+            timeout = self.guard.header_timeout
+        with trio.CancelScope() as self._timer:
+            if self._evicted:
+                self._timer.cancel()
+            with trio.move_on_after(timeout):
+                await self.context.terminated.wait()
+        with trio.CancelScope(shield=True):
+            await self._initiate_server_close()
+
+    async def _read_data(self) -> None:
+        while True:
+            try:
+                with trio.fail_after(self.config.read_timeout or inf):
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            if data and self._between and self.guard is not None:
+                self._between = False  # a new request begins: its head gets the header deadline
+                await self.idle_task.restart(self._task_group, self._idle_timeout)
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+        await self.protocol.handle(Closed())
+
+
+hypercorn_run.TCPServer = _GuardedTCPServer  # type: ignore[assignment, misc]  # see the module docstring
