@@ -31,9 +31,11 @@ DRAWN = """(id) => {
   const c = document.querySelector('#' + id + ' canvas');
   if (!c || !c.width) return false;
   const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  // the series colours (charts.js PALETTE): a lone bucket's dots overlap, and the last one drawn hides the rest
+  const colours = [[88, 166, 255], [63, 185, 80], [210, 153, 34], [248, 81, 73]];
   let n = 0;
   for (let i = 0; i < px.length; i += 4)
-    if (px[i + 3] > 40 && Math.abs(px[i] - 88) < 12 && Math.abs(px[i + 1] - 166) < 12 && Math.abs(px[i + 2] - 255) < 12) n++;
+    if (px[i + 3] > 40 && colours.some(([r, g, b]) => Math.abs(px[i] - r) < 12 && Math.abs(px[i + 1] - g) < 12 && Math.abs(px[i + 2] - b) < 12)) n++;
   return n > 20;
 }"""
 
