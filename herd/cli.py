@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from herd import __version__, cli_routing
+from herd.cli_flags import EnvFlags
 from herd.cli_node import add_node_parser, interfaces, node_config
 from herd.cli_security import add_security_flags, security_config
 from herd.cli_trust import TOKEN_FILE, TrustSetupError, add_trust_flags, print_join_hint, trust_config
@@ -24,13 +25,6 @@ from herd.config import (
     RoutingConfig,
     UpstreamConfig,
 )
-
-
-def _env_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -49,41 +43,29 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{run,node,pull,bench}")
 
     run = sub.add_parser("run", help="start the router", description="Start the herd router.")
-    run.add_argument(
-        "--host",
-        default=env.get("FLEET_HOST", "0.0.0.0"),
-        help="address to listen on (env FLEET_HOST; default 0.0.0.0)",
-    )
-    run.add_argument(
+    flags = EnvFlags(run, env)
+    flags.add("--host", "FLEET_HOST", default="0.0.0.0", help="address to listen on")
+    flags.add(
         "--port",
+        "FLEET_PORT",
         type=int,
-        default=int(env.get("FLEET_PORT", DEFAULT_ROUTER_PORT)),
-        help=f"port to listen on (env FLEET_PORT; default {DEFAULT_ROUTER_PORT}; 0 picks a free one)",
+        default=DEFAULT_ROUTER_PORT,
+        note=f"default {DEFAULT_ROUTER_PORT}; 0 picks a free one",
+        help="port to listen on",
     )
-    run.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(env.get("FLEET_DATA_DIR", "~/.herd")),
-        help="where the router keeps its state (env FLEET_DATA_DIR; default ~/.herd)",
+    flags.add(
+        "--data-dir", "FLEET_DATA_DIR", type=Path, default="~/.herd", help="where the router keeps its state"
     )
-    run.add_argument(
-        "--no-local-node",
-        action="store_true",
-        default=not _env_flag(env, "FLEET_LOCAL_NODE", True),
-        help="do not serve the Ollama on this machine as a node (env FLEET_LOCAL_NODE=0)",
+    flags.switch(
+        "--no-local-node", "FLEET_LOCAL_NODE", help="do not serve the Ollama on this machine as a node"
     )
-    run.add_argument(
+    flags.add(
         "--local-ollama-url",
-        default=env.get("FLEET_NODE_OLLAMA_HOST", DEFAULT_OLLAMA_URL),
-        help=f"the local Ollama served as a node when it answers (env FLEET_NODE_OLLAMA_HOST; "
-        f"default {DEFAULT_OLLAMA_URL})",
+        "FLEET_NODE_OLLAMA_HOST",
+        default=DEFAULT_OLLAMA_URL,
+        help="the local Ollama served as a node when it answers",
     )
-    run.add_argument(
-        "--no-mdns",
-        action="store_true",
-        default=not _env_flag(env, "FLEET_MDNS", True),
-        help="do not advertise the router over mDNS (env FLEET_MDNS=0)",
-    )
+    flags.switch("--no-mdns", "FLEET_MDNS", help="do not advertise the router over mDNS")
     run.add_argument(
         "--mdns-interface",
         action="append",
@@ -92,73 +74,75 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="IPv4 address to advertise on; repeatable (env FLEET_MDNS_INTERFACES, comma-separated; "
         "default: every non-loopback IPv4 address)",
     )
-    run.add_argument(
+    flags.add(
         "--max-retries",
+        "FLEET_MAX_RETRIES",
         type=int,
-        default=int(env.get("FLEET_MAX_RETRIES", 2)),
-        help="other nodes to try when one fails before its first byte (env FLEET_MAX_RETRIES; default 2)",
+        default=2,
+        help="other nodes to try when one fails before its first byte",
     )
-    run.add_argument(
+    flags.add(
         "--graceful-timeout",
+        "FLEET_GRACEFUL_TIMEOUT",
         type=float,
-        default=float(env.get("FLEET_GRACEFUL_TIMEOUT", 5.0)),
-        help="seconds in-flight responses get to finish on shutdown (env FLEET_GRACEFUL_TIMEOUT; default 5)",
+        default=5.0,
+        help="seconds in-flight responses get to finish on shutdown",
     )
 
-    run.add_argument(
+    flags.add(
         "--queue-timeout",
+        "FLEET_QUEUE_TIMEOUT",
         type=float,
-        default=float(env.get("FLEET_QUEUE_TIMEOUT", 30.0)),
-        help="seconds a request may wait for a free slot before a 429 (env FLEET_QUEUE_TIMEOUT; default 30)",
+        default=30.0,
+        help="seconds a request may wait for a free slot before a 429",
     )
-    run.add_argument(
+    flags.add(
         "--default-parallel",
+        "FLEET_DEFAULT_PARALLEL",
         type=int,
-        default=int(env.get("FLEET_DEFAULT_PARALLEL", 4)),
-        help="requests per model a node runs at once when its agent does not say (env FLEET_DEFAULT_PARALLEL; "
-        "default 4)",
+        default=4,
+        help="requests per model a node runs at once when its agent does not say",
     )
-    run.add_argument(
+    flags.switch(
         "--vram-fallback",
-        action="store_true",
-        default=_env_flag(env, "FLEET_VRAM_FALLBACK", False),
+        "FLEET_VRAM_FALLBACK",
         help="serve a hot model of the same family instead of cold-loading the requested one; always shown in "
-        "X-Herd-Fallback, never for X-Herd-Strict requests (env FLEET_VRAM_FALLBACK=1; default off)",
+        "X-Herd-Fallback, never for X-Herd-Strict requests",
     )
-    run.add_argument(
+    flags.switch(
         "--dynamic-context",
-        action="store_true",
-        default=_env_flag(env, "FLEET_DYNAMIC_CONTEXT", False),
+        "FLEET_DYNAMIC_CONTEXT",
         help="size num_ctx per model from observed prompt lengths, never below the model's default or the "
-        "request's own (env FLEET_DYNAMIC_CONTEXT=1; default off)",
+        "request's own",
     )
-    run.add_argument(
+    flags.add(
         "--keep-alive",
-        default=env.get("FLEET_KEEP_ALIVE"),
-        help="keep_alive added to requests that set none, e.g. 30m or -1 (env FLEET_KEEP_ALIVE; default: "
-        "Ollama's own)",
+        "FLEET_KEEP_ALIVE",
+        note="default: Ollama's own",
+        help="keep_alive added to requests that set none, e.g. 30m or -1",
     )
 
-    run.add_argument(
+    flags.add(
         "--stream-idle-timeout",
+        "FLEET_STREAM_IDLE_TIMEOUT",
         type=float,
-        default=float(env.get("FLEET_STREAM_IDLE_TIMEOUT", 300.0)),
-        help="seconds a backend may stay silent mid-stream before the stream is cut and recorded "
-        "(env FLEET_STREAM_IDLE_TIMEOUT; default 300)",
+        default=300.0,
+        help="seconds a backend may stay silent mid-stream before the stream is cut and recorded",
     )
-    run.add_argument(
+    flags.add(
         "--first-byte-timeout",
+        "FLEET_FIRST_BYTE_TIMEOUT",
         type=float,
-        default=float(env.get("FLEET_FIRST_BYTE_TIMEOUT", 300.0)),
-        help="seconds to wait for a node's first byte, model load included, before trying another node "
-        "(env FLEET_FIRST_BYTE_TIMEOUT; default 300)",
+        default=300.0,
+        help="seconds to wait for a node's first byte, model load included, before trying another node",
     )
 
-    run.add_argument(
+    flags.add(
         "--retention-days",
+        "FLEET_RETENTION_DAYS",
         type=float,
-        default=float(env.get("FLEET_RETENTION_DAYS", 30)),
-        help="days of request traces kept in <data-dir>/traces.db (env FLEET_RETENTION_DAYS; default 30)",
+        default=30,
+        help="days of request traces kept in <data-dir>/traces.db",
     )
     add_trust_flags(run, env, router=True)
 
@@ -175,33 +159,35 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     cli_routing.add_flags(run, env)
 
-    run.add_argument(
+    flags.add(
         "--forget-after",
+        "FLEET_FORGET_AFTER",
         type=float,
-        default=float(env.get("FLEET_FORGET_AFTER", 24 * 3600)),
-        help="seconds after which a node that stopped heartbeating is forgotten (env FLEET_FORGET_AFTER; "
-        "default 86400)",
+        default=24 * 3600,
+        help="seconds after which a node that stopped heartbeating is forgotten",
     )
-    run.add_argument(
+    flags.add(
         "--heartbeat-max-bytes",
+        "FLEET_HEARTBEAT_MAX_BYTES",
         type=int,
-        default=int(env.get("FLEET_HEARTBEAT_MAX_BYTES", 1024 * 1024)),
-        help="largest heartbeat body accepted, larger ones get 413 (env FLEET_HEARTBEAT_MAX_BYTES; "
-        "default 1048576)",
+        default=1024 * 1024,
+        help="largest heartbeat body accepted, larger ones get 413",
     )
 
-    run.add_argument(
+    flags.add(
         "--header-timeout",
+        "FLEET_HEADER_TIMEOUT",
         type=float,
-        default=float(env.get("FLEET_HEADER_TIMEOUT", 5.0)),
-        help="seconds a client has to send a complete request head (env FLEET_HEADER_TIMEOUT; default 5)",
+        default=5.0,
+        help="seconds a client has to send a complete request head",
     )
-    run.add_argument(
+    flags.add(
         "--max-connections",
+        "FLEET_MAX_CONNECTIONS",
         type=int,
-        default=int(env.get("FLEET_MAX_CONNECTIONS", 0)),
-        help="open client connections at most, beyond which idle ones are closed first (env "
-        "FLEET_MAX_CONNECTIONS; default 0: derived from the open-files limit)",
+        default=0,
+        note="default 0: derived from the open-files limit",
+        help="open client connections at most, beyond which idle ones are closed first",
     )
 
     add_node_parser(sub, env)
@@ -212,16 +198,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     pull.add_argument("model", help="model to pull, e.g. llama3.2:3b")
     pull.add_argument("--node", default=None, help="node to pull onto (default: most free memory, then disk)")
-    pull.add_argument(
-        "--admin-key",
-        default=env.get("FLEET_ADMIN_KEY"),
-        help="the router's admin key, when it has one (env FLEET_ADMIN_KEY)",
-    )
-    pull.add_argument(
-        "--router-url",
-        default=env.get("FLEET_ROUTER_URL", f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"),
-        help=f"the router (env FLEET_ROUTER_URL; default http://127.0.0.1:{DEFAULT_ROUTER_PORT})",
-    )
+    _router_flags(pull, env)
     bench = sub.add_parser(
         "bench",
         help="benchmark the fleet",
@@ -237,17 +214,20 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     bench.add_argument(
         "--parallel", type=int, default=None, help="requests at once in the second pass (default 4)"
     )
-    bench.add_argument(
-        "--admin-key",
-        default=env.get("FLEET_ADMIN_KEY"),
-        help="the router's admin key, when it has one (env FLEET_ADMIN_KEY)",
-    )
-    bench.add_argument(
-        "--router-url",
-        default=env.get("FLEET_ROUTER_URL", f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}"),
-        help=f"the router (env FLEET_ROUTER_URL; default http://127.0.0.1:{DEFAULT_ROUTER_PORT})",
-    )
+    _router_flags(bench, env)
     return parser
+
+
+def _router_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """`herd pull` and `herd bench` talk to a router: which one, and its admin key."""
+    flags = EnvFlags(parser, env)
+    flags.add("--admin-key", "FLEET_ADMIN_KEY", help="the router's admin key, when it has one")
+    flags.add(
+        "--router-url",
+        "FLEET_ROUTER_URL",
+        default=f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}",
+        help="the router",
+    )
 
 
 def _alias_spec(raw: str) -> str:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from herd.cli_flags import EnvFlags
 from herd.cli_trust import TrustSetupError
 from herd.config import NodeConfig
 from herd.node.lanpolicy import DEFAULT_PORT, LanProxyRefused, decide, parse_mode
@@ -18,21 +19,24 @@ log = logging.getLogger("herd.node")
 
 
 def add_lan_proxy_flags(parser: Any, env: Mapping[str, str]) -> None:
-    parser.add_argument(
+    flags = EnvFlags(parser, env)
+    flags.add(
         "--lan-proxy",
+        "FLEET_LAN_PROXY",
         nargs="?",
         const="on",
-        default=env.get("FLEET_LAN_PROXY", "off"),
+        default="off",
         metavar="on|off|auto",
         help="serve a backend that listens on loopback only to the router through this agent's own port, for "
         "requests signed with the fleet token only (needs --fleet-token); auto: on when the backend URL is "
-        "loopback, no --advertise-url is given and a token is set (env FLEET_LAN_PROXY; default off)",
+        "loopback, no --advertise-url is given and a token is set",
     )
-    parser.add_argument(
+    flags.add(
         "--lan-proxy-port",
+        "FLEET_LAN_PROXY_PORT",
         type=int,
-        default=int(env.get("FLEET_LAN_PROXY_PORT", DEFAULT_PORT)),
-        help=f"port of the LAN proxy on all interfaces (env FLEET_LAN_PROXY_PORT; default {DEFAULT_PORT})",
+        default=DEFAULT_PORT,
+        help="port of the LAN proxy on all interfaces",
     )
 
 

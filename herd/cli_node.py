@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from herd.cli_flags import EnvFlags, env_bool
 from herd.cli_lanproxy import add_lan_proxy_flags, with_lan_proxy
 from herd.cli_trust import add_trust_flags, trust_config
 from herd.config import DEFAULT_OLLAMA_URL, MediaConfig, NodeConfig
@@ -21,17 +22,17 @@ def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
         help="start a node agent beside a backend",
         description="Run the herd node agent beside an Ollama or OpenAI-compatible server.",
     )
-    node.add_argument(
-        "--router-url",
-        default=env.get("FLEET_NODE_ROUTER_URL"),
-        help="router to report to (env FLEET_NODE_ROUTER_URL; default: found over mDNS)",
+    flags = EnvFlags(node, env)
+    flags.add(
+        "--router-url", "FLEET_NODE_ROUTER_URL", note="default: found over mDNS", help="router to report to"
     )
-    node.add_argument(
+    flags.add(
         "--backend",
+        "FLEET_NODE_BACKEND",
         choices=BACKENDS,
-        default=env.get("FLEET_NODE_BACKEND", "ollama"),
+        default="ollama",
         help="what the backend speaks: ollama, or openai for OpenAI-compatible servers such as llama.cpp's "
-        "llama-server, vLLM, LM Studio (env FLEET_NODE_BACKEND; default ollama)",
+        "llama-server, vLLM, LM Studio",
     )
     node.add_argument(
         "--backend-url",
@@ -46,48 +47,51 @@ def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
         default=env.get("FLEET_NODE_ID") or socket.gethostname(),
         help="this node's name in the fleet (env FLEET_NODE_ID; default the host name)",
     )
-    node.add_argument(
+    flags.add(
         "--data-dir",
+        "FLEET_NODE_DATA_DIR",
         type=Path,
-        default=Path(env.get("FLEET_NODE_DATA_DIR", "~/.herd-node")),
-        help="the agent's state directory, one per agent (env FLEET_NODE_DATA_DIR; default ~/.herd-node)",
+        default="~/.herd-node",
+        help="the agent's state directory, one per agent",
     )
-    node.add_argument(
+    flags.add(
         "--advertise-url",
-        default=env.get("FLEET_NODE_ADVERTISE_URL"),
-        help="backend URL as the router should reach it (env FLEET_NODE_ADVERTISE_URL; default: "
-        "--ollama-url with a loopback host replaced by this machine's address)",
+        "FLEET_NODE_ADVERTISE_URL",
+        note="default: --ollama-url with a loopback host replaced by this machine's address",
+        help="backend URL as the router should reach it",
     )
     for kind, label in (("image", "image generation"), ("stt", "speech-to-text")):
         up = kind.upper()
-        node.add_argument(
+        flags.add(
             f"--{kind}-url",
-            default=env.get(f"FLEET_NODE_{up}_URL"),
-            help=f"an OpenAI-compatible {label} server this node offers (env FLEET_NODE_{up}_URL)",
+            f"FLEET_NODE_{up}_URL",
+            help=f"an OpenAI-compatible {label} server this node offers",
         )
-        node.add_argument(
+        flags.add(
             f"--{kind}-command",
-            default=env.get(f"FLEET_NODE_{up}_COMMAND"),
-            help=f"a local {label} command this node offers, run per request (env FLEET_NODE_{up}_COMMAND; "
-            "placeholders in docs/api.md)",
+            f"FLEET_NODE_{up}_COMMAND",
+            note="placeholders in docs/api.md",
+            help=f"a local {label} command this node offers, run per request",
         )
-        node.add_argument(
+        flags.add(
             f"--{kind}-model",
-            default=env.get(f"FLEET_NODE_{up}_MODEL"),
-            help=f"the model name to report for {label} (env FLEET_NODE_{up}_MODEL; default: the server's "
-            "/v1/models, or local-image / local-stt for a command)",
+            f"FLEET_NODE_{up}_MODEL",
+            note="default: the server's /v1/models, or local-image / local-stt for a command",
+            help=f"the model name to report for {label}",
         )
-    node.add_argument(
+    flags.add(
         "--service-port",
+        "FLEET_NODE_SERVICE_PORT",
         type=int,
-        default=int(env.get("FLEET_NODE_SERVICE_PORT", 11436)),
-        help="port of the agent's own server for media commands (env FLEET_NODE_SERVICE_PORT; default 11436)",
+        default=11436,
+        help="port of the agent's own server for media commands",
     )
-    node.add_argument(
+    flags.add(
         "--heartbeat-interval",
+        "FLEET_NODE_HEARTBEAT_INTERVAL",
         type=float,
-        default=float(env.get("FLEET_NODE_HEARTBEAT_INTERVAL", 5.0)),
-        help="seconds between heartbeats (env FLEET_NODE_HEARTBEAT_INTERVAL; default 5)",
+        default=5.0,
+        help="seconds between heartbeats",
     )
     node.add_argument(
         "--parallel",
@@ -108,19 +112,13 @@ def add_node_parser(sub: Any, env: Mapping[str, str]) -> None:
     add_lan_proxy_flags(node, env)
 
 
-def _on(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    return default if raw is None else raw.strip().lower() in ("1", "true", "yes", "on")
-
-
 def add_guest_flags(node: Any, env: Mapping[str, str]) -> None:
     """The good-guest flags: owner activity, meeting pause, the capacity learner (herd.node.probes)."""
-    node.add_argument(
+    EnvFlags(node, env).switch(
         "--meeting-pause",
-        action="store_true",
-        default=_on(env, "FLEET_MEETING_PAUSE", False),
+        "FLEET_MEETING_PAUSE",
         help="take no new work while a camera or microphone is in use here; only that yes/no leaves the "
-        "machine (env FLEET_MEETING_PAUSE=1; default off)",
+        "machine",
     )
     node.add_argument(
         "--busy-app",
@@ -133,7 +131,7 @@ def add_guest_flags(node: Any, env: Mapping[str, str]) -> None:
     node.add_argument(
         "--capacity-learning",
         action=argparse.BooleanOptionalAction,
-        default=_on(env, "FLEET_CAPACITY_LEARNING", True),
+        default=env_bool(env, "FLEET_CAPACITY_LEARNING", True),
         help="learn when the owner usually uses this machine (168 hourly slots, in the data dir) and send it "
         "to the router (env FLEET_CAPACITY_LEARNING=0 turns it off; default on)",
     )

@@ -9,45 +9,47 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from herd.cli_flags import EnvFlags
 from herd.config import FleetConfig, RouterConfig
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    return default if raw is None else raw.strip().lower() in ("1", "true", "yes", "on")
-
-
 def add_flags(run: Any, env: Mapping[str, str]) -> None:
-    run.add_argument(
+    flags = EnvFlags(run, env)
+    flags.add(
         "--heartbeat-interval",
+        "FLEET_HEARTBEAT_INTERVAL",
         type=float,
-        default=float(env.get("FLEET_HEARTBEAT_INTERVAL", 5.0)),
+        default=5.0,
         help="seconds between node heartbeats the router expects (sent to agents in its answer, and the "
-        "Retry-After of a 503) (env FLEET_HEARTBEAT_INTERVAL; default 5)",
+        "Retry-After of a 503)",
     )
-    run.add_argument(
+    flags.add(
         "--degraded-after",
+        "FLEET_DEGRADED_TIMEOUT",
         type=float,
-        default=float(env.get("FLEET_DEGRADED_TIMEOUT", 15.0)),
-        help="seconds without a heartbeat before a node is degraded (env FLEET_DEGRADED_TIMEOUT; default 15)",
+        default=15.0,
+        help="seconds without a heartbeat before a node is degraded",
     )
-    run.add_argument(
+    flags.add(
         "--offline-after",
+        "FLEET_OFFLINE_TIMEOUT",
         type=float,
-        default=float(env.get("FLEET_OFFLINE_TIMEOUT", 30.0)),
-        help="seconds without a heartbeat before a node is offline (env FLEET_OFFLINE_TIMEOUT; default 30)",
+        default=30.0,
+        help="seconds without a heartbeat before a node is offline",
     )
-    run.add_argument(
+    flags.add(
         "--thinking-overhead",
+        "FLEET_THINKING_OVERHEAD",
         type=float,
-        default=float(env.get("FLEET_THINKING_OVERHEAD", 4.0)),
-        help="num_predict multiplier for thinking models (env FLEET_THINKING_OVERHEAD; default 4)",
+        default=4.0,
+        help="num_predict multiplier for thinking models",
     )
-    run.add_argument(
+    flags.add(
         "--thinking-min-predict",
+        "FLEET_THINKING_MIN_PREDICT",
         type=int,
-        default=int(env.get("FLEET_THINKING_MIN_PREDICT", 1024)),
-        help="least num_predict a thinking model gets (env FLEET_THINKING_MIN_PREDICT; default 1024)",
+        default=1024,
+        help="least num_predict a thinking model gets",
     )
     run.add_argument(
         "--app-weight",
@@ -57,11 +59,8 @@ def add_flags(run: Any, env: Mapping[str, str]) -> None:
         help="relative share of the holding queue for an app (its tag, API key name or client address); "
         "repeatable; others weigh 1 (env FLEET_APP_WEIGHTS, comma-separated)",
     )
-    run.add_argument(
-        "--no-affinity",
-        action="store_true",
-        default=not _flag(env, "FLEET_AFFINITY", True),
-        help="do not prefer the node holding a conversation's prompt cache (env FLEET_AFFINITY=0)",
+    flags.switch(
+        "--no-affinity", "FLEET_AFFINITY", help="do not prefer the node holding a conversation's prompt cache"
     )
 
 

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
+from herd.cli_flags import EnvFlags
 from herd.config import SecurityConfig
 from herd.guard.keys import ApiKey, Secret, keys_checked, parse_key_arg
 from herd.guard.origins import parse_origins
@@ -53,26 +54,27 @@ def add_security_flags(run: argparse.ArgumentParser, env: Mapping[str, str]) -> 
         help="an API key callers must send (Authorization: Bearer or x-api-key); its name is their app; "
         "repeatable (env FLEET_API_KEYS, comma-separated). Any key makes every API route need one",
     )
-    run.add_argument(
+    flags = EnvFlags(run, env)
+    flags.add(
         "--api-keys-file",
+        "FLEET_API_KEYS_FILE",
         type=Path,
-        default=env.get("FLEET_API_KEYS_FILE"),
         metavar="PATH",
-        help="API keys, one 'name key [rpm=N] [concurrent=N]' a line, re-read on SIGHUP (env FLEET_API_KEYS_FILE)",
+        help="API keys, one 'name key [rpm=N] [concurrent=N]' a line, re-read on SIGHUP",
     )
-    run.add_argument(
+    flags.add(
         "--admin-key",
-        default=env.get("FLEET_ADMIN_KEY"),
+        "FLEET_ADMIN_KEY",
         metavar="KEY",
-        help="key that fleet changes (pause, settings, pull, delete, copy) and the dashboard need "
-        "(env FLEET_ADMIN_KEY; default: none, fleet changes are then refused from other sites' pages)",
+        note="default: none, fleet changes are then refused from other sites' pages",
+        help="key that fleet changes (pause, settings, pull, delete, copy) and the dashboard need",
     )
-    run.add_argument(
+    flags.add(
         "--admin-key-file",
+        "FLEET_ADMIN_KEY_FILE",
         type=Path,
-        default=env.get("FLEET_ADMIN_KEY_FILE"),
         metavar="PATH",
-        help="read the admin key from this file (env FLEET_ADMIN_KEY_FILE)",
+        help="read the admin key from this file",
     )
 
 

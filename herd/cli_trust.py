@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from herd.cli_flags import EnvFlags
 from herd.config import Secret, TrustConfig
 from herd.fleet.signing import DEFAULT_FLEET_ID, fleet_id
 
@@ -26,10 +27,12 @@ class TrustSetupError(Exception):
 
 def add_trust_flags(parser: Any, env: Mapping[str, str], *, router: bool) -> None:
     auto = ", or 'auto': create one in <data-dir>/fleet-token and print the join command" if router else ""
-    parser.add_argument(
+    flags = EnvFlags(parser, env)
+    flags.add(
         "--fleet-token",
-        default=env.get("FLEET_TOKEN"),
-        help=f"shared secret signing heartbeats and agent commands{auto} (env FLEET_TOKEN; default none)",
+        "FLEET_TOKEN",
+        note="default none",
+        help=f"shared secret signing heartbeats and agent commands{auto}",
     )
     parser.add_argument(
         "--fleet-token-file",
@@ -37,28 +40,25 @@ def add_trust_flags(parser: Any, env: Mapping[str, str], *, router: bool) -> Non
         default=Path(env["FLEET_TOKEN_FILE"]) if env.get("FLEET_TOKEN_FILE") else None,
         help="read the fleet token from this file (env FLEET_TOKEN_FILE)",
     )
-    parser.add_argument(
+    flags.add(
         "--fleet-id",
-        default=env.get("FLEET_ID"),
-        help=f"fleet name {'advertised' if router else 'looked for'} over mDNS (env FLEET_ID; default: "
-        f"derived from the fleet token, else {DEFAULT_FLEET_ID})",
+        "FLEET_ID",
+        note=f"default: derived from the fleet token, else {DEFAULT_FLEET_ID}",
+        help=f"fleet name {'advertised' if router else 'looked for'} over mDNS",
     )
     if router:
-        parser.add_argument(
+        flags.add(
             "--certfile",
-            default=env.get("FLEET_CERTFILE"),
-            help="serve HTTPS with this PEM certificate (env FLEET_CERTFILE; needs --keyfile)",
+            "FLEET_CERTFILE",
+            note="needs --keyfile",
+            help="serve HTTPS with this PEM certificate",
         )
-        parser.add_argument(
-            "--keyfile",
-            default=env.get("FLEET_KEYFILE"),
-            help="the certificate's PEM private key (env FLEET_KEYFILE)",
-        )
+        flags.add("--keyfile", "FLEET_KEYFILE", help="the certificate's PEM private key")
     else:
-        parser.add_argument(
+        flags.add(
             "--ca-file",
-            default=env.get("FLEET_CA_FILE"),
-            help="trust this CA or self-signed certificate for an https:// router (env FLEET_CA_FILE)",
+            "FLEET_CA_FILE",
+            help="trust this CA or self-signed certificate for an https:// router",
         )
 
 

@@ -4,33 +4,24 @@ disallowed origin (http://127.0.0.2:PORT) fails to pause a node and to run infer
 and `text/plain` tricks; the dashboard of a router with an admin key asks for it, keeps it in sessionStorage and
 works, its WebSocket included.
 
-Needs Debian's `chromium` (as tests/test_browser.py); skipped with the reason otherwise, except under CI=true."""
+Needs Debian's `chromium` (see tests/browser.py); skipped with the reason otherwise, except under CI=true."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 import trio
+from browser import Page, chromium_page, skip_without_chromium
 from conftest import heartbeat_json
 from fake_ollama import FakeModel, FakeOllama
 from harness import start_fleet
-from test_browser import CHROMIUM, FLAGS, Page
-from trio_websocket import open_websocket_url
 
 from herd.config import SecurityConfig
 from herd.guard.keys import ApiKey, Secret
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"
-)
+pytestmark = skip_without_chromium
 
 MODEL = "llama3.2:3b"
 KEY = "sk-browser-9d8c7b6a"
@@ -85,28 +76,6 @@ async def _serve_page(host: str, *, task_status: trio.TaskStatus[int] = trio.TAS
     await trio.serve_listeners(handler, listeners)
 
 
-@contextlib.asynccontextmanager
-async def chromium(nursery: trio.Nursery, profile: Path) -> AsyncIterator[Page]:
-    cmd = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "about:blank"]
-    run = partial(trio.run_process, cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    proc = await nursery.start(run)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        with trio.fail_after(30):  # hang guard: Chromium starts in a few seconds
-            while not port_file.exists() or not port_file.read_text().strip():  # noqa: ASYNC110
-                await trio.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        async with httpx.AsyncClient(trust_env=False) as client:
-            targets = (await client.get(f"http://127.0.0.1:{port}/json")).json()
-        ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-        async with open_websocket_url(ws_url, max_message_size=64 * 2**20) as ws:
-            page = Page(ws)
-            await page.call("Page.enable")
-            yield page
-    finally:
-        proc.terminate()
-
-
 async def _open(page: Page, url: str) -> None:
     await page.call("Page.navigate", url=url)
     await page.until("document.readyState", "complete")
@@ -126,7 +95,7 @@ async def test_allowed_page_streams_with_a_key(nursery: trio.Nursery, tmp_path: 
         nursery, tmp_path, nodes, security=SecurityConfig(api_keys=(ApiKey("page", Secret(KEY)),))
     )
     port = await nursery.start(_serve_page, "127.0.0.1")
-    async with chromium(nursery, tmp_path / "chromium") as page:
+    async with chromium_page(nursery, tmp_path) as page:
         await _open(page, f"http://localhost:{port}/app.html")
         seen = await _run(page, f"window.streamBoth({json.dumps(fleet.url)}, {json.dumps(KEY)})")
         wrong = await _run(page, f"window.streamBoth({json.dumps(fleet.url)}, 'sk-wrong')")
@@ -146,7 +115,7 @@ async def test_allowed_page_streams_with_a_key(nursery: trio.Nursery, tmp_path: 
 async def test_disallowed_page_cannot_pause_or_infer(nursery: trio.Nursery, tmp_path: Path) -> None:
     fleet = await start_fleet(nursery, tmp_path)  # zero config: no keys at all
     port = await nursery.start(_serve_page, "127.0.0.2")
-    async with chromium(nursery, tmp_path / "chromium") as page:
+    async with chromium_page(nursery, tmp_path) as page:
         await _open(page, f"http://127.0.0.2:{port}/evil.html")
         assert await page.eval("location.origin") == f"http://127.0.0.2:{port}"
         beat = json.dumps(heartbeat_json("intruder", "http://203.0.113.9:11434", [MODEL]))
@@ -166,7 +135,7 @@ async def test_disallowed_page_cannot_pause_or_infer(nursery: trio.Nursery, tmp_
 
 async def test_dashboard_asks_for_the_admin_key_once(nursery: trio.Nursery, tmp_path: Path) -> None:
     fleet = await start_fleet(nursery, tmp_path, security=SecurityConfig(admin_key=Secret(ADMIN)))
-    async with chromium(nursery, tmp_path / "chromium") as page:
+    async with chromium_page(nursery, tmp_path) as page:
         await _open(page, fleet.url + "/dashboard")
         await page.until("document.getElementById('login').hidden", False)
         assert await page.eval("document.querySelectorAll('[data-node-id]').length") == 0

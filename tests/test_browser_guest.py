@@ -4,15 +4,13 @@ card and the learned week as a heat map (168 cells, the current hour outlined), 
 from __future__ import annotations
 
 import base64
-import subprocess
-from functools import partial
 from pathlib import Path
 
-import httpx
 import trio
+from browser import chromium_page, skip_without_chromium
 from harness import start_fleet
-from test_browser import CHROMIUM, FLAGS, Page, pytestmark  # noqa: F401  (skip without Chromium)
-from trio_websocket import open_websocket_url
+
+pytestmark = skip_without_chromium
 
 GB = 2**30
 
@@ -38,49 +36,32 @@ async def test_node_card_shows_guest_state_and_week(nursery: trio.Nursery, tmp_p
         "capacity_now": 10.5,
     }
     await fleet.beat("n1", **guest)
-    profile = tmp_path / "chromium"
-    cmd = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "about:blank"]
-    run = partial(trio.run_process, cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    proc = await nursery.start(run)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        with trio.fail_after(30):
-            while not port_file.exists() or not port_file.read_text().strip():  # noqa: ASYNC110
-                await trio.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        async with httpx.AsyncClient(trust_env=False) as client:
-            targets = (await client.get(f"http://127.0.0.1:{port}/json")).json()
-        ws_url = next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-        async with open_websocket_url(ws_url, max_message_size=64 * 2**20) as ws:
-            page = Page(ws)
-            await page.call("Page.enable")
-            await page.call("Page.navigate", url=fleet.url + "/dashboard")
-            card = "document.querySelector('[data-node-id=\"n1\"]')"
-            await page.until(f"{card}.querySelectorAll('.week i').length", 168)
-            text = await page.eval(f"{card}.querySelector('.guest').textContent")
-            for part in (
-                "RTX 4090 37%",
-                "thermal serious (throttling)",
-                "on battery",
-                "owner CPU 42%",
-                "blender",
-            ):
-                assert part in text, text
-            assert (
-                await page.eval(
-                    f"[...{card}.querySelectorAll('.week i')].findIndex(e => e.classList.contains('now'))"
-                )
-                == 10
+    async with chromium_page(nursery, tmp_path) as page:
+        await page.call("Page.navigate", url=fleet.url + "/dashboard")
+        card = "document.querySelector('[data-node-id=\"n1\"]')"
+        await page.until(f"{card}.querySelectorAll('.week i').length", 168)
+        text = await page.eval(f"{card}.querySelector('.guest').textContent")
+        for part in (
+            "RTX 4090 37%",
+            "thermal serious (throttling)",
+            "on battery",
+            "owner CPU 42%",
+            "blender",
+        ):
+            assert part in text, text
+        assert (
+            await page.eval(
+                f"[...{card}.querySelectorAll('.week i')].findIndex(e => e.classList.contains('now'))"
             )
-            busy = await page.eval(f"{card}.querySelectorAll('.week i')[10].style.opacity")
-            free = await page.eval(f"{card}.querySelectorAll('.week i')[20].style.opacity")
-            assert float(busy) > 0.8 > 0.2 > float(free)
-            shot = await page.call("Page.captureScreenshot", format="png")
-            (tmp_path / "dashboard-guest.png").write_bytes(base64.b64decode(shot["data"]))
-            await fleet.beat("n1", **{**guest, "owner": {**guest["owner"], "in_meeting": True}})
-            await page.until(f"{card}.querySelector('.guest').textContent.includes('in a meeting')", True)
-            await fleet.beat("n1")  # a node that reports nothing: no block at all
-            await page.until(f"{card}.querySelectorAll('.guest-block').length", 0)
-        assert (tmp_path / "dashboard-guest.png").stat().st_size > 1000
-    finally:
-        proc.terminate()
+            == 10
+        )
+        busy = await page.eval(f"{card}.querySelectorAll('.week i')[10].style.opacity")
+        free = await page.eval(f"{card}.querySelectorAll('.week i')[20].style.opacity")
+        assert float(busy) > 0.8 > 0.2 > float(free)
+        shot = await page.call("Page.captureScreenshot", format="png")
+        (tmp_path / "dashboard-guest.png").write_bytes(base64.b64decode(shot["data"]))
+        await fleet.beat("n1", **{**guest, "owner": {**guest["owner"], "in_meeting": True}})
+        await page.until(f"{card}.querySelector('.guest').textContent.includes('in a meeting')", True)
+        await fleet.beat("n1")  # a node that reports nothing: no block at all
+        await page.until(f"{card}.querySelectorAll('.guest-block').length", 0)
+    assert (tmp_path / "dashboard-guest.png").stat().st_size > 1000

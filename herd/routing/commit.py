@@ -26,12 +26,18 @@ def _fail(err: Any) -> str:
     return "error: " + str(err)[:500]
 
 
-def _ollama_line(line: bytes) -> str:
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """`raw` as a JSON object; None when it is not one (a line that cannot be judged commits)."""
     try:
-        obj = json.loads(line)
+        obj = json.loads(raw)
     except ValueError:
-        return GO
-    if not isinstance(obj, dict):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _ollama_line(line: bytes) -> str:
+    obj = _json_object(line)
+    if obj is None:
         return GO
     if "error" in obj:
         return _fail(obj["error"])
@@ -49,11 +55,8 @@ def _sse_line(line: bytes) -> str:
     payload = line[5:].strip()
     if payload == b"[DONE]":
         return GO
-    try:
-        obj = json.loads(payload)
-    except ValueError:
-        return GO
-    if not isinstance(obj, dict):
+    obj = _json_object(payload)
+    if obj is None:
         return GO
     if "error" in obj:
         return _fail(obj["error"])

@@ -34,6 +34,10 @@ def _having(snap: FleetSnapshot, model: str) -> list[str]:
     return sorted(n.node_id for n in snap.nodes.values() if model in n.models)
 
 
+def _busy(in_flight: Mapping[tuple[str, str], int], node_id: str) -> int:
+    return sum(n for (nid, _), n in in_flight.items() if nid == node_id)
+
+
 class RoundRobin:
     name = "round-robin"
 
@@ -56,6 +60,8 @@ class RoundRobin:
 
 
 class LeastBusy:
+    """The node with the fewest requests in flight (all models counted); ties go to the lowest node id."""
+
     name = "least-busy"
 
     def choose(
@@ -67,33 +73,21 @@ class LeastBusy:
         now: float,
         req: SimRequest | None = None,
     ) -> str | None:
-        def busy(node_id: str) -> int:
-            return sum(n for (nid, _), n in in_flight.items() if nid == node_id)
+        nodes = self.candidates(snap, model)
+        return min(nodes, key=lambda n: (_busy(in_flight, n), n)) if nodes else None
 
-        nodes = _having(snap, model)
-        return min(nodes, key=lambda n: (busy(n), n)) if nodes else None
+    def candidates(self, snap: FleetSnapshot, model: str) -> list[str]:
+        return _having(snap, model)
 
 
-class LeastBusyHot:
+class LeastBusyHot(LeastBusy):
     """Least busy among the nodes that have the model loaded; least busy overall when none has."""
 
     name = "least-busy hot"
 
-    def choose(
-        self,
-        snap: FleetSnapshot,
-        model: str,
-        in_flight: Mapping[tuple[str, str], int],
-        book: LatencyBook,
-        now: float,
-        req: SimRequest | None = None,
-    ) -> str | None:
-        def busy(node_id: str) -> int:
-            return sum(n for (nid, _), n in in_flight.items() if nid == node_id)
-
+    def candidates(self, snap: FleetSnapshot, model: str) -> list[str]:
         nodes = _having(snap, model)
-        hot = [n for n in nodes if model in snap.nodes[n].loaded] or nodes
-        return min(hot, key=lambda n: (busy(n), n)) if hot else None
+        return [n for n in nodes if model in snap.nodes[n].loaded] or nodes
 
 
 class Oracle:
