@@ -24,6 +24,7 @@ class Sample:
     ttfb: float
     ttlb: float
     size: int
+    ttft: float = 0.0  # time to the first body byte (a streamed reply's first token)
 
 
 class Conn:
@@ -71,7 +72,7 @@ class Conn:
         start = time.perf_counter()
         self.sock.sendall(head.encode() + body)
         lines = self._until(b"\r\n\r\n").split(b"\r\n")
-        ttfb = time.perf_counter() - start
+        ttfb = ttft = time.perf_counter() - start
         status = int(lines[0].split()[1])
         headers = {k.strip().lower(): v.strip() for k, _, v in (x.decode().partition(":") for x in lines[1:])}
         if "content-length" in headers:
@@ -80,6 +81,8 @@ class Conn:
             parts = []
             while size := int(self._until(b"\r\n").split(b";")[0], 16):
                 parts.append(self._exactly(size))
+                if len(parts) == 1:
+                    ttft = time.perf_counter() - start
                 self._exactly(2)
             self._until(b"\r\n")  # no trailers: the empty line after the last chunk
             data = b"".join(parts)
@@ -88,7 +91,9 @@ class Conn:
         ttlb = time.perf_counter() - start
         if headers.get("connection", "").lower() == "close":
             self.close()
-        return Sample(status, ttfb, ttlb, len(data)), data
+        if "content-length" in headers:
+            ttft = ttlb
+        return Sample(status, ttfb, ttlb, len(data), ttft), data
 
 
 @dataclass

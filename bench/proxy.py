@@ -1,11 +1,13 @@
-"""Router overhead bench: herd's router against a direct connection to the same fake Ollama node, one run.
+"""Router overhead bench: herd's router against a direct connection to the same fake Ollama node and against
+the floor, a bare pass-through on the same stack (`bench/bare.py`), in one run.
 
-    .venv/bin/python bench/proxy.py [--requests 300] [--rounds 5] [--concurrency 1 8] [--stream-chunks 100]
+    .venv/bin/python bench/proxy.py [--requests 300] [--rounds 6] [--concurrency 1 16] [--stream-chunks 100]
 
-Starts a fake node (`bench/fake_node.py`) and `herd run` as subprocesses (so CPU is attributable),
-registers the node with heartbeats, then alternates rounds direct/router per case: small non-stream
-/api/chat at each concurrency and a streamed /api/chat (time to last byte). Prints a markdown table and
-writes JSON to bench/results/.
+Starts a fake node (`bench/fake_node.py`), the bare pass-through and `herd run` as subprocesses (so CPU is
+attributable), registers the node with heartbeats, then runs rounds of direct / bare / router in a rotating
+order per case: small non-stream /api/chat at each concurrency, a streamed /api/chat at 16 clients (time to last
+byte), and, against a second node that paces its chunks, a paced stream (time to first token, CPU per chunk).
+Prints markdown tables (herd's ratios to the floor among them) and writes JSON to bench/results/.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import Conn, RoundResult, run_round  # noqa: E402
-from bench.report import percentile, print_profile, summarize, table  # noqa: E402
+from bench.report import floor_table, percentile, print_profile, summarize, table  # noqa: E402
 
 MODEL = "llama3.2:3b"
 MESSAGES = [{"role": "user", "content": "Say hello."}]
@@ -44,6 +46,9 @@ class Case:
     concurrency: int
     body: bytes
     check: bytes
+    requests: int
+    rounds: int
+    chunks: int = 1  # body chunks per reply (CPU per chunk = CPU per request / chunks)
 
 
 def free_port() -> int:
@@ -55,6 +60,11 @@ def free_port() -> int:
 def cpu_seconds(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return float(t.user + t.system)
+
+
+def thread_seconds(proc: psutil.Process) -> float:
+    """CPU of the process's threads other than the main one (worker threads: SQLite writes, ...)."""
+    return float(sum(t.user_time + t.system_time for t in proc.threads() if t.id != proc.pid))
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
@@ -72,40 +82,48 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
+def _start(cmd: list[str], log: Path, cwd: Path, procs: list[subprocess.Popen[bytes]]) -> str:
+    """Start a child that prints its URL as its first stdout line; return the URL."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=out)
+    procs.append(proc)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().decode().strip()
+    if not url:
+        raise SystemExit(f"{cmd!r} failed:\n{log.read_text()[-3000:]}")
+    return url
+
+
 @contextmanager
 def processes(
-    tmp: Path, stream_chunks: int, profile: Path | None
-) -> Iterator[tuple[psutil.Process, str, psutil.Process, str]]:
-    """The fake node and the router, started and stopped with SIGTERM."""
-    fake_cmd = [
-        sys.executable,
-        "-m",
-        "bench.fake_node",
-        "--model",
-        MODEL,
-        "--num-chunks",
-        str(max(stream_chunks, 5)),
-    ]
+    tmp: Path, stream_chunks: int, chunk_delay: float, profile: Path | None
+) -> Iterator[dict[str, tuple[psutil.Process, str]]]:
+    """The fake node, the bare pass-through to it and the router, started and stopped with SIGTERM:
+    {"direct": (fake process, url), "bare": ..., "router": ...}."""
+    fake_cmd = [sys.executable, "-m", "bench.fake_node", "--model", MODEL]
+    fake_cmd += ["--num-chunks", str(max(stream_chunks, 5)), "--chunk-delay", str(chunk_delay)]
     port = free_port()
     herd = Path(sys.executable).parent / "herd"
     router_cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), str(herd)] if profile else [str(herd)]
     router_cmd += ["--log-level", "warning", "run", "--host", "127.0.0.1", "--port", str(port)]
     router_cmd += ["--no-local-node", "--no-mdns", "--data-dir", str(tmp / "data")]
-    fake_log, router_log = tmp / "fake.log", tmp / "router.log"
+    router_log = tmp / "router.log"
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        with fake_log.open("wb") as flog, router_log.open("wb") as rlog:
-            fake = subprocess.Popen(fake_cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=flog)
-            procs.append(fake)
+        fake_url = _start(fake_cmd, tmp / "fake.log", ROOT, procs)
+        bare_url = _start(
+            [sys.executable, "-m", "bench.bare", "--upstream", fake_url], tmp / "bare.log", ROOT, procs
+        )
+        with router_log.open("wb") as rlog:
             router = subprocess.Popen(router_cmd, cwd=tmp, stdout=rlog, stderr=rlog)
-            procs.append(router)
-        assert fake.stdout is not None
-        fake_url = fake.stdout.readline().decode().strip()
-        if not fake_url:
-            raise SystemExit(f"fake node failed:\n{fake_log.read_text()[-3000:]}")
+        procs.append(router)
         router_url = f"http://127.0.0.1:{port}"
         wait_http(router_url + "/api/version", router, router_log)
-        yield psutil.Process(fake.pid), fake_url, psutil.Process(router.pid), router_url
+        yield {
+            "direct": (psutil.Process(procs[0].pid), fake_url),
+            "bare": (psutil.Process(procs[1].pid), bare_url),
+            "router": (psutil.Process(router.pid), router_url),
+        }
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -127,6 +145,8 @@ def heartbeat(http: httpx.Client, router: str, fake: str) -> None:
     }
     body |= {"backend_up": True, "backend_version": http.get(fake + "/api/version").json()["version"]}
     body |= {"draining": False, "interval": 2.0, "host": {"cpu_count": psutil.cpu_count() or 1}}
+    # room for every client at once: the bench measures herd's overhead, not its holding queue
+    body |= {"parallel": 64}
     body |= {"models": http.get(fake + "/api/tags").json()["models"]}
     body |= {"loaded": http.get(fake + "/api/ps").json()["models"]}
     http.post(router + "/heartbeat", content=json.dumps(body)).raise_for_status()
@@ -165,43 +185,58 @@ def host_port(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
+TARGETS = ("direct", "bare", "router")
+
+
 def run_case(
-    case: Case, args: argparse.Namespace, fake: tuple[psutil.Process, str], router: tuple[psutil.Process, str]
+    case: Case, args: argparse.Namespace, procs: dict[str, tuple[psutil.Process, str]]
 ) -> dict[str, Any]:
-    targets = {"direct": fake[1], "router": router[1]}
-    conns = {t: [Conn(*host_port(u)) for _ in range(case.concurrency)] for t, u in targets.items()}
-    for t in targets:  # warm both paths: connections, the router's upstream pool, caches
+    """Rounds of every target in a rotating order; each proxy's CPU is its own process's, net of its idle rate
+    (measured while the load went direct), per request."""
+    conns = {t: [Conn(*host_port(procs[t][1])) for _ in range(case.concurrency)] for t in TARGETS}
+    for t in TARGETS:  # warm every path: connections, the proxies' upstream pools, caches
         run_round(conns[t], "/api/chat", case.body, max(20, case.concurrency * 4), case.check)
-    rounds: dict[str, list[RoundResult]] = {"direct": [], "router": []}
-    cpu: dict[str, dict[str, float]] = {t: {"router": 0.0, "fake": 0.0, "wall": 0.0} for t in targets}
-    for i in range(args.rounds):
-        for t in ("direct", "router") if i % 2 == 0 else ("router", "direct"):
-            r0, f0 = cpu_seconds(router[0]), cpu_seconds(fake[0])
-            res = run_round(conns[t], "/api/chat", case.body, args.requests, case.check)
-            cpu[t]["router"] += cpu_seconds(router[0]) - r0
-            cpu[t]["fake"] += cpu_seconds(fake[0]) - f0
-            cpu[t]["wall"] += res.wall
+    rounds: dict[str, list[RoundResult]] = {t: [] for t in TARGETS}
+    cpu = {t: {p: 0.0 for p in TARGETS} for t in TARGETS}  # target -> process -> CPU seconds
+    wall = dict.fromkeys(TARGETS, 0.0)
+    threads = dict.fromkeys(TARGETS, 0.0)  # the router's worker threads' CPU during each target's rounds
+    per_round: dict[str, list[tuple[float, int]]] = {t: [] for t in TARGETS}  # (own CPU s, requests)
+    for i in range(case.rounds):
+        for t in TARGETS[i % 3 :] + TARGETS[: i % 3]:
+            before = {p: cpu_seconds(procs[p][0]) for p in TARGETS}
+            threads0 = thread_seconds(procs["router"][0])
+            res = run_round(conns[t], "/api/chat", case.body, case.requests, case.check)
+            for p in TARGETS:
+                cpu[t][p] += cpu_seconds(procs[p][0]) - before[p]
+            wall[t] += res.wall
+            threads[t] += thread_seconds(procs["router"][0]) - threads0
             rounds[t].append(res)
+            per_round[t].append((cpu_seconds(procs[t][0]) - before[t], len(res.samples)))
             for err in res.errors[:3]:
                 print(f"  {case.name} {t}: {err}", file=sys.stderr)
     for per in conns.values():
         for c in per:
             c.close()
-    out: dict[str, Any] = {"case": case.name, "concurrency": case.concurrency}
-    for t in targets:
+    out: dict[str, Any] = {"case": case.name, "concurrency": case.concurrency, "chunks": case.chunks}
+    for t in TARGETS:
         n = sum(len(r.samples) for r in rounds[t]) or 1
-        out[t] = {"ttlb": summarize(rounds[t], "ttlb"), "ttfb": summarize(rounds[t], "ttfb")}
-        out[t]["router_cpu_ms_per_req"] = cpu[t]["router"] * 1000 / n
-        out[t]["fake_cpu_ms_per_req"] = cpu[t]["fake"] * 1000 / n
-        out[t]["router_cpu_ms_per_s"] = cpu[t]["router"] * 1000 / cpu[t]["wall"]
+        out[t] = {k: summarize(rounds[t], k) for k in ("ttlb", "ttfb", "ttft")}
+        out[t]["fake_cpu_ms_per_req"] = cpu[t]["direct"] * 1000 / n
         out[t]["per_round_p50_ms"] = [
             round(percentile([s.ttlb * 1000 for s in r.samples], 50), 3) for r in rounds[t] if r.samples
         ]
-    idle = out["direct"]["router_cpu_ms_per_s"]  # heartbeats, expiry ticks: what the router burns anyway
-    n = out["router"]["ttlb"]["requests"] or 1
-    out["router_cpu_ms_per_req_net"] = (
-        out["router"]["router_cpu_ms_per_req"] - idle * cpu["router"]["wall"] / n
-    )
+        if t != "direct":
+            idle = cpu["direct"][t] / wall["direct"]  # heartbeats, expiry ticks: what it burns anyway
+            out[t]["cpu_ms_per_req"] = (cpu[t][t] - idle * wall[t]) * 1000 / n
+            out[t]["cpu_ms_per_req_rounds"] = [  # net of idle, per round: the spread
+                round(1000 * (c - idle * r.wall) / max(k, 1), 3)
+                for (c, k), r in zip(per_round[t], rounds[t], strict=True)
+            ]
+            out[t]["req_per_s_rounds"] = [round(len(r.samples) / r.wall, 1) for r in rounds[t] if r.wall]
+    out["router_cpu_ms_per_req_net"] = out["router"]["cpu_ms_per_req"]
+    n = sum(len(r.samples) for r in rounds["router"]) or 1
+    idle_threads = threads["direct"] / wall["direct"]
+    out["router"]["thread_cpu_ms_per_req"] = (threads["router"] - idle_threads * wall["router"]) * 1000 / n
     return out
 
 
@@ -210,14 +245,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=300, help="requests per round per target")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per case (direct/router alternate)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="non-stream concurrencies")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per case (the targets' order rotates)")
     parser.add_argument(
-        "--stream-chunks", type=int, default=100, help="chunks of the streamed reply (0: no stream case)"
+        "--concurrency", type=int, nargs="+", default=[1, 16], help="non-stream concurrencies"
     )
+    parser.add_argument(
+        "--stream-chunks", type=int, default=100, help="chunks of the streamed reply (0: no stream cases)"
+    )
+    parser.add_argument("--stream-concurrency", type=int, default=16, help="clients of the stream cases")
+    parser.add_argument(
+        "--paced-delay", type=float, default=0.005, help="seconds between paced chunks (0: skip)"
+    )
+    parser.add_argument("--paced-requests", type=int, default=64, help="requests per round of the paced case")
+    parser.add_argument("--only", choices=["fast", "paced"], help="run only the unpaced or the paced cases")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
     parser.add_argument("--profile", action="store_true", help="run the router under cProfile (slower!)")
     return parser.parse_args(argv)
+
+
+def session(
+    args: argparse.Namespace, cases: list[Case], chunk_delay: float, profile: Path | None
+) -> list[dict[str, Any]]:
+    """One set of processes (node paced by `chunk_delay`) and the cases run against it."""
+    results = []
+    with (
+        tempfile.TemporaryDirectory(prefix="herd-bench-") as tmp,
+        processes(Path(tmp), args.stream_chunks, chunk_delay, profile) as procs,
+        heartbeats(procs["router"][1], procs["direct"][1]),
+    ):
+        print(", ".join(f"{t} {u} (pid {p.pid})" for t, (p, u) in procs.items()), file=sys.stderr)
+        for case in cases:
+            print(f"running {case.name} at concurrency {case.concurrency} ...", file=sys.stderr)
+            results.append(run_case(case, args, procs))
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -225,25 +285,37 @@ def main(argv: list[str] | None = None) -> None:
     small = {"model": MODEL, "messages": MESSAGES, "stream": False, "options": {"num_predict": 5}}
     streamed = {"model": MODEL, "messages": MESSAGES, "stream": True}
     done = b'"done":true'
-    cases = [Case("chat non-stream", c, json.dumps(small).encode(), done) for c in args.concurrency]
-    if args.stream_chunks:
-        cases.append(Case(f"stream {args.stream_chunks} chunks", 1, json.dumps(streamed).encode(), done))
+    n = args.stream_chunks
+    fast = [
+        Case("chat non-stream", c, json.dumps(small).encode(), done, args.requests, args.rounds)
+        for c in args.concurrency
+    ]
+    if n:
+        sbody = json.dumps(streamed).encode()
+        fast.append(
+            Case(
+                f"stream {n} chunks", args.stream_concurrency, sbody, done, args.requests, args.rounds, n + 1
+            )
+        )
+    paced = []
+    if n and args.paced_delay:
+        name = f"paced {n} chunks {args.paced_delay * 1000:g} ms apart"
+        sbody = json.dumps(streamed).encode()
+        paced.append(
+            Case(name, args.stream_concurrency, sbody, done, args.paced_requests, args.rounds, n + 1)
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     args.out.mkdir(parents=True, exist_ok=True)
     profile = args.out / f"router-{stamp}.prof" if args.profile else None
 
     results = []
-    with (
-        tempfile.TemporaryDirectory(prefix="herd-bench-") as tmp,
-        processes(Path(tmp), args.stream_chunks, profile) as (fake_proc, fake_url, router_proc, router_url),
-        heartbeats(router_url, fake_url),
-    ):
-        print(f"fake node {fake_url} (pid {fake_proc.pid}), router {router_url} (pid {router_proc.pid})")
-        for case in cases:
-            print(f"running {case.name} at concurrency {case.concurrency} ...", file=sys.stderr)
-            results.append(run_case(case, args, (fake_proc, fake_url), (router_proc, router_url)))
+    if fast and args.only != "paced":
+        results += session(args, fast, 0.0, profile)
+    if paced and args.only != "fast":
+        results += session(args, paced, args.paced_delay, None if fast and args.only != "paced" else profile)
 
     print(table(results) + (" (ROUTER PROFILED: figures inflated)" if profile else ""))
+    print("\n" + floor_table(results))
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     meta = {"requests": args.requests, "rounds": args.rounds, "python": platform.python_version()}
     meta |= {"cpus": psutil.cpu_count(), "machine": platform.machine(), "git": rev.stdout.strip()}

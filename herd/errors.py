@@ -50,6 +50,14 @@ class MethodNotAllowed(HerdError):
     openai_type = "invalid_request_error"
 
 
+class RequestTimeout(HerdError):
+    """The request body did not arrive within `--body-timeout`."""
+
+    status = 408
+    code = "request_timeout"
+    openai_type = "invalid_request_error"
+
+
 class PayloadTooLarge(HerdError):
     status = 413
     code = "payload_too_large"

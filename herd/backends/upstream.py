@@ -27,6 +27,11 @@ class UpstreamResponse(Protocol):
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 
+    def ready(self) -> bytes:
+        """Body bytes already received and framed, without waiting (b"" if none): lets a relay send a burst of
+        lines in one go instead of one send per chunk."""
+        ...
+
     async def read(self) -> bytes: ...
 
 

@@ -1,6 +1,6 @@
 """OpenAI legacy completions (`POST /v1/completions`) ⇄ Ollama `/api/generate` (pure).
 
-Sits on both ends of the completions flow in `herd.web.responses_api`: `request_to_ollama` validates the
+Sits on both ends of the completions flow in `herd.inference.responses`: `request_to_ollama` validates the
 OpenAI body and builds the Ollama generate body (always streamed upstream), as Ollama's own OpenAI layer does
 (`prompt` a string or a list of one string, `suffix`, `max_tokens` → `num_predict`, `stop`, `temperature`,
 `top_p`, `seed`, penalties). What Ollama cannot do is a clear 400: `echo`, `n`/`best_of` > 1, `logprobs`,

@@ -1,6 +1,6 @@
 """OpenAI Responses API request (`POST /v1/responses`) → Ollama `/api/chat` body (validation and conversion, pure).
 
-Sits at the front of the Responses flow: `herd.web.responses_api` parses the body, calls `request_to_ollama`,
+Sits at the front of the Responses flow: `herd.inference.responses` parses the body, calls `request_to_ollama`,
 routes the returned Ollama chat body like any chat (always streamed upstream) and keeps the `ResponsesOptions`
 to shape the reply (`herd.dialects.responses_stream`). Wire format handled:
 

@@ -58,6 +58,7 @@ from herd.store.settings_file import SettingsKeeper
 from herd.store.traces import TraceStore
 from herd.web.app import create_app
 from herd.web.connections import raise_open_files_limit
+from herd.web.fastpath import FastPath
 from herd.web.guard import Guard
 from herd.web.server import WebServer
 
@@ -154,7 +155,7 @@ class Router:
         self.api_keys = ApiKeys(sec.api_keys, sec.api_keys_file)
         self.key_reloader = KeyReloader(self.api_keys) if sec.api_keys_file else None
         self.guard = Guard(
-            create_app(self.services, self.broadcaster),
+            FastPath(create_app(self.services, self.broadcaster), self.services),
             Policy(
                 origins=OriginPolicy(sec.origins),
                 check_host=is_loopback_bind(cfg.host),

@@ -51,23 +51,24 @@ async def attempt(
     # Ollama sends headers with its first chunk, after any model load: one deadline covers both.
     first_byte_deadline = trio.current_time() + ucfg.first_byte_timeout
     req = kinds.request_for(node, path, body, native=native, model=model)
-    with trio.move_on_at(first_byte_deadline) as cs:
+    lines: LineStream | None = None
+    with trio.move_on_at(first_byte_deadline) as cs:  # one scope for the head and the first byte
         resp = await scope.enter_async_context(upstream.stream(req.method, node.url + req.path, req.body))
+        if resp.status == 200:
+            chunks = resp.chunks()
+            if req.wrap is not None:
+                chunks = req.wrap(chunks)
+                scope.push_async_callback(chunks.aclose)  # type: ignore[attr-defined]  # an async generator
+            # a burst the node already sent goes on in one block (`ready`: no I/O)
+            lines = LineStream(chunks, ucfg.idle_timeout, resp.ready if req.wrap is None else None)
+            await lines.prime()
     if cs.cancelled_caught:
-        raise UpstreamError("idle", f"no response within {ucfg.first_byte_timeout:g} s")
-    if resp.status != 200:
+        what = "response" if lines is None else "first byte"
+        raise UpstreamError("idle", f"no {what} within {ucfg.first_byte_timeout:g} s")
+    if lines is None:
         with trio.move_on_after(ucfg.connect_timeout):
             raise UpstreamStatus(resp.status, error_message(await resp.read()))
         raise UpstreamStatus(resp.status, f"HTTP {resp.status}")
-    chunks = resp.chunks()
-    if req.wrap is not None:
-        chunks = req.wrap(chunks)
-        scope.push_async_callback(chunks.aclose)  # type: ignore[attr-defined]  # an async generator
-    lines = LineStream(chunks, ucfg.idle_timeout)
-    with trio.move_on_at(first_byte_deadline) as cs:
-        await lines.prime()
-    if cs.cancelled_caught:
-        raise UpstreamError("idle", f"no first byte within {ucfg.first_byte_timeout:g} s")
     first_byte = trio.current_time()
     if stream:
         with trio.move_on_at(first_byte_deadline) as cs:

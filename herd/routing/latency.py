@@ -48,14 +48,21 @@ class LatencyBook:
         self._obs: dict[tuple[str, str], deque[tuple[float, float, float]]] = {}
         self._stats: dict[tuple[str, str], LatencyStats] = {}
         self._speed: dict[tuple[str, str], dict[int, deque[float]]] = {}
+        self._speed_memo: dict[tuple[str, str], tuple[int, dict[int, float]]] = {}
         self.version = 0  # bumped on every observation: the scorer's memo key
         self._perf: dict[tuple[str, str], Perf] = {}
         self._outputs: dict[str, deque[int]] = {}  # completion tokens of recent requests per model
 
     def speed_by_concurrency(self, node_id: str, model: str) -> dict[int, float]:
-        """Median tokens/s per request at each observed concurrency level on (node, model)."""
+        """Median tokens/s per request at each observed concurrency level on (node, model); remembered until the
+        next observation (scoring asks for every candidate, twice per request). Do not mutate the result."""
+        memo = self._speed_memo.get((node_id, model))
+        if memo is not None and memo[0] == self.version:
+            return memo[1]
         levels = self._speed.get((node_id, model), {})
-        return {c: sorted(v)[len(v) // 2] for c, v in levels.items() if v}
+        speeds = {c: sorted(v)[len(v) // 2] for c, v in levels.items() if v}
+        self._speed_memo[(node_id, model)] = (self.version, speeds)
+        return speeds
 
     def observe(
         self,

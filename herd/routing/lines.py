@@ -14,18 +14,30 @@ from herd.backends.upstream import UpstreamError
 
 
 class LineStream:
-    __slots__ = ("_buf", "_chunks", "_eof", "_idle")
+    __slots__ = ("_buf", "_chunks", "_eof", "_idle", "_ready")
 
-    def __init__(self, chunks: AsyncIterator[bytes], idle_timeout: float) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[bytes], idle_timeout: float, ready: Callable[[], bytes] | None = None
+    ) -> None:
+        """`ready`: what the upstream has already received beyond the chunk just read (no waiting), so a burst
+        of lines goes out in one block."""
         self._chunks = chunks
         self._idle = idle_timeout
+        self._ready = ready
         self._buf = b""
         self._eof = False
 
     async def _read(self) -> bool:
-        """Append the next chunk to the buffer (waiting at most the idle timeout); False at end of stream."""
+        """Append the next chunk to the buffer (waiting at most the idle timeout); False at end of stream.
+        (`_read_now` inlined: this runs once per token.)"""
         with trio.move_on_after(self._idle):
-            return await self._read_now()
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                self._eof = True
+                return False
+            self._buf += chunk + self._ready() if self._ready is not None else chunk
+            return True
         raise UpstreamError("idle", f"backend sent nothing for {self._idle:g} s")
 
     async def _read_now(self) -> bool:
@@ -34,7 +46,7 @@ class LineStream:
         except StopAsyncIteration:
             self._eof = True
             return False
-        self._buf += chunk
+        self._buf += chunk + self._ready() if self._ready is not None else chunk
         return True
 
     async def prime(self) -> None:
@@ -62,10 +74,11 @@ class LineStream:
         """Every complete line buffered so far as one block (at least one line), or None at the end: the fast
         path relays a burst of lines with one send instead of one send per line."""
         while True:
-            cut = self._buf.rfind(b"\n")
+            buf = self._buf
+            cut = buf.rfind(b"\n")
             if cut >= 0:
-                block, self._buf = self._buf[: cut + 1], self._buf[cut + 1 :]
-                if block.strip():
+                block, self._buf = buf[: cut + 1], buf[cut + 1 :]
+                if not block.isspace():
                     return block
                 continue
             if self._eof or not await self._read():

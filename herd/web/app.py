@@ -3,10 +3,12 @@ blueprints. Routes get the router's services as an explicit argument (no globals
 
 from __future__ import annotations
 
+from quart import Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from herd.errors import HerdError
+from herd.inference.routes import ROUTES
 from herd.observe.broadcaster import Broadcaster
 from herd.services import RouterServices
 from herd.web import (
@@ -20,7 +22,6 @@ from herd.web import (
     media_api,
     ollama_api,
     openai_api,
-    responses_api,
 )
 
 
@@ -43,6 +44,13 @@ def create_app(services: RouterServices, broadcaster: Broadcaster) -> QuartTrio:
     app.register_blueprint(analytics_api.blueprint(services))
     app.register_blueprint(insight_api.blueprint(services))
     app.register_blueprint(dashboard.blueprint(services, broadcaster))
-    app.register_blueprint(responses_api.blueprint(services))
     app.register_blueprint(authoring_api.blueprint(services))
+    # The inference routes are served below Quart (`herd.web.fastpath`, POST only); a placeholder per path keeps
+    # Quart's usual answers to other methods there (405 with Allow, OPTIONS).
+    for path in ROUTES:
+        app.add_url_rule(path, endpoint=f"fastpath{path}", view_func=_served_below, methods=["POST"])
     return app
+
+
+async def _served_below() -> Response:
+    raise RuntimeError("served by herd.web.fastpath: the app must run behind it")

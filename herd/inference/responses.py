@@ -1,0 +1,72 @@
+"""OpenAI Responses API (`/v1/responses`) and legacy completions (`/v1/completions`).
+
+Both are translated routes: the body becomes an Ollama chat (`herd.dialects.responses`) or generate
+(`herd.dialects.completions`) body, goes through the same policies, holding queue and proxy as every other
+generation, and the node's chunks are re-encoded by the dialect's stream encoder or folded into one object.
+Completions on an OpenAI-compatible node take the native path (the caller's own body, the node's own answer).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from herd.dialects import completions, responses, responses_stream
+from herd.inference.call import JSON, Call, Reply, events
+from herd.inference.route import caller_body, route
+from herd.routing import native, relay
+from herd.services import RouterServices
+
+
+async def create_response(svc: RouterServices, call: Call) -> Reply:
+    body, tags, _ = caller_body(call)
+    upstream_body, opts = responses.request_to_ollama(body, svc.items.recall)
+    _, outcome, opened = await route(
+        svc,
+        call,
+        upstream_body,
+        dialect="openai",
+        path="/api/chat",
+        requested=opts.model,
+        stream=opts.stream,
+        tags=tags,
+    )
+    served = outcome.model if outcome.fallback else opts.model
+    response_id, created = responses_stream.new_response_id(), int(time.time())
+    if opts.stream:
+        encoder = responses_stream.ResponsesStreamEncoder(served, response_id, created, opts, svc.items.keep)
+        return events(relay.sse(opened, outcome, encoder), outcome.response_headers())
+    acc = responses_stream.ResponsesAccumulator(served, response_id, created, opts, svc.items.keep)
+    result = await relay.fold(opened, outcome, acc)
+    return Reply(json.dumps(result).encode(), JSON, outcome.response_headers())
+
+
+async def create_completion(svc: RouterServices, call: Call) -> Reply:
+    body, tags, _ = caller_body(call)
+    upstream_body, opts = completions.request_to_ollama(body)
+    _, outcome, opened = await route(
+        svc,
+        call,
+        upstream_body,
+        dialect="openai",
+        path="/api/generate",
+        requested=opts.model,
+        stream=opts.stream,
+        tags=tags,
+        native=body,
+    )
+    if opened.native:  # an OpenAI node: its own answer, unchanged
+        if opts.stream:
+            return events(
+                native.sse(opened, outcome, include_usage=opts.include_usage), outcome.response_headers()
+            )
+        return Reply(await native.whole(opened, outcome), JSON, outcome.response_headers())
+    served = outcome.model if outcome.fallback else opts.model
+    completion_id, created = completions.new_completion_id(), int(time.time())
+    if opts.stream:
+        encoder = completions.CompletionStreamEncoder(served, completion_id, created, opts.include_usage)
+        return events(relay.sse(opened, outcome, encoder), outcome.response_headers())
+    result = await relay.fold(
+        opened, outcome, completions.CompletionAccumulator(served, completion_id, created)
+    )
+    return Reply(json.dumps(result).encode(), JSON, outcome.response_headers())

@@ -1,0 +1,56 @@
+"""The shared middle of every inference route: the caller's body parsed once, the routing plan, the request's
+record, and a node streaming the (converted) body, opened on the request's exit stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from herd.dialects import ollama as ollama_codec
+from herd.dialects.tags import extract_tags
+from herd.inference.call import Call
+from herd.routing import policies
+from herd.routing.attempt import Opened
+from herd.routing.record import RequestRecord
+from herd.services import RouterServices
+
+
+def caller_body(call: Call) -> tuple[dict[str, Any], tuple[str, ...], bool]:
+    """The caller's JSON object with herd's routing tags taken out: (body, tags, whether the body changed)."""
+    return extract_tags(ollama_codec.parse_body(call.raw), call.header(b"x-herd-tags"))
+
+
+async def route(
+    svc: RouterServices,
+    call: Call,
+    upstream_body: dict[str, Any],
+    *,
+    dialect: str,
+    path: str,
+    requested: str,
+    stream: bool,
+    tags: tuple[str, ...],
+    task: str = "completion",
+    forward: bytes | None = None,
+    native: dict[str, Any] | None = None,
+) -> tuple[policies.Plan, RequestRecord, Opened]:
+    """Policies, the record, and the opened node. `forward`: the caller's own bytes, sent untouched when the
+    plan left `upstream_body` alone; `native`: an OpenAI caller's body for an OpenAI node."""
+    plan = policies.plan(
+        upstream_body,
+        strict_header=call.header(b"x-herd-strict"),
+        snap=svc.registry.snapshot,
+        cfg=svc.policy_now(),
+        task=task,
+    )
+    outcome = svc.recorder.begin(
+        call.scope,
+        dialect=dialect,
+        path=path,
+        requested_model=requested,
+        model=plan.requested,
+        stream=stream,
+        tags=tags,
+    )
+    raw = forward if plan.body is upstream_body else None
+    opened = await svc.proxy.open(call.stack, outcome, plan, raw, native)
+    return plan, outcome, opened
