@@ -15,10 +15,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from herd.dialects.checks import fail, is_bool, is_dict, is_int, is_number, optional, required_str, wrong_type
+from herd.dialects.checks import fail, is_bool, is_dict, is_int, optional, required_str, wrong_type
+from herd.dialects.openai_request import sampling_options
 from herd.dialects.openai_stream import dumps, error_event, finish_reason, usage
-
-SAMPLING = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,27 +70,7 @@ def request_to_ollama(body: dict[str, Any]) -> tuple[dict[str, Any], CompletionO
     suffix = optional(body, "suffix", lambda v: isinstance(v, str), "a string")
     if suffix:
         out["suffix"] = suffix
-    options: dict[str, Any] = {}
-    limit = optional(body, "max_tokens", is_int, "an integer")
-    if limit is not None:
-        if limit < 1:
-            fail("max_tokens", "'max_tokens' must be at least 1")
-        options["num_predict"] = limit
-    for key in SAMPLING:
-        value = optional(body, key, is_number, "a number")
-        if value is not None:
-            options[key] = value
-    seed = optional(body, "seed", is_int, "an integer")
-    if seed is not None:
-        options["seed"] = seed
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        options["stop"] = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        if stop:
-            options["stop"] = stop
-    elif stop is not None:
-        wrong_type("stop", "a string or an array of strings", stop)
+    options = sampling_options(body, ("max_tokens",))
     if options:
         out["options"] = options
     return out, CompletionOptions(model, stream, include_usage)

@@ -231,8 +231,16 @@ def _think(body: dict[str, Any]) -> bool | str | None:
 
 
 def _options(body: dict[str, Any]) -> dict[str, Any]:
+    return sampling_options(
+        body, ("max_tokens", "max_completion_tokens")
+    )  # the newer name wins when both are given
+
+
+def sampling_options(body: dict[str, Any], limits: tuple[str, ...]) -> dict[str, Any]:
+    """Ollama `options` from an OpenAI body's token limit (`limits`, later names win), sampling keys, seed and
+    stop (chat completions and legacy completions alike)."""
     options: dict[str, Any] = {}
-    for key in ("max_tokens", "max_completion_tokens"):  # the newer name wins when both are given
+    for key in limits:
         limit = optional(body, key, is_int, "an integer")
         if limit is not None:
             if limit < 1:
