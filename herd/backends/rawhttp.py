@@ -59,7 +59,7 @@ class _Conn:
 
 
 class _Response:
-    __slots__ = ("_carry", "_chunked", "_conn", "complete", "status")
+    __slots__ = ("_carry", "_chunked", "_conn", "_starved", "complete", "status")
 
     def __init__(self, conn: _Conn, status: int, chunked: bool) -> None:
         self._conn = conn
@@ -67,6 +67,7 @@ class _Response:
         self._carry: list[bytes] = []  # the start of a chunk `ready` took but could not finish
         self.status = status
         self.complete = False
+        self._starved = False  # h11 said NEED_DATA and nothing was fed since: asking again would say the same
 
     def ready(self) -> bytes:
         """Every whole chunk h11 can frame from what is already buffered, joined; no I/O."""
@@ -89,6 +90,7 @@ class _Response:
                     self.complete = True
                     break
                 elif event is h11.NEED_DATA:
+                    self._starved = True
                     break
                 else:
                     raise UpstreamError(
@@ -109,11 +111,13 @@ class _Response:
             raise StopAsyncIteration
         parts, self._carry = self._carry, []
         conn, stream = self._conn.h11, self._conn.stream  # the event loop inlined: this runs once per token
+        starved, self._starved = self._starved, False  # `ready` just heard NEED_DATA: read before asking h11
         try:
             while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
+                if starved:
                     conn.receive_data(await stream.receive_some(RECV))
+                event = conn.next_event()
+                if starved := event is h11.NEED_DATA:
                     continue
                 if type(event) is h11.Data:
                     if self._chunked and not event.chunk_end:  # a chunk split across reads: keep it whole

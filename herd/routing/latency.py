@@ -35,10 +35,11 @@ def effective_parallel(speed_by_concurrency: dict[int, float], reported: int, ga
     concurrency: if running c requests at once delivers no more than `gain` x what c-1 did (c x speed), the
     node is serialising internally and extra slots only hide queueing inside it. Unobserved levels count as
     gaining (optimistic until measured)."""
-    for c in range(2, reported + 1):
-        now, before = speed_by_concurrency.get(c), speed_by_concurrency.get(c - 1)
-        if now is not None and before is not None and c * now < gain * (c - 1) * before:
-            return c - 1
+    for c in sorted(speed_by_concurrency):  # only observed levels can stop the count (not every 2..reported)
+        if 2 <= c <= reported:
+            before = speed_by_concurrency.get(c - 1)
+            if before is not None and c * speed_by_concurrency[c] < gain * (c - 1) * before:
+                return c - 1
     return reported
 
 
