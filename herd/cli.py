@@ -16,6 +16,7 @@ from herd import __version__, cli_routing
 from herd.cli_flags import EnvFlags
 from herd.cli_node import add_node_parser, interfaces, node_config
 from herd.cli_security import add_security_flags, security_config
+from herd.cli_tools import add_tool_parsers
 from herd.cli_trust import TOKEN_FILE, TrustSetupError, add_trust_flags, print_join_hint, trust_config
 from herd.config import (
     DEFAULT_OLLAMA_URL,
@@ -152,7 +153,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--alias",
         action="append",
         default=None,
-        type=_alias_spec,
+        type=cli_routing.alias_spec,
         metavar="NAME=MODEL[,FALLBACK...]",
         help="serve requests for NAME with MODEL (then each FALLBACK); repeatable, also a runtime setting "
         "(env FLEET_ALIASES, entries separated by ';' or spaces)",
@@ -191,73 +192,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
 
     add_node_parser(sub, env)
-    pull = sub.add_parser(
-        "pull",
-        help="pull a model onto the fleet",
-        description="Pull a model onto the best node, or a named one.",
-    )
-    pull.add_argument("model", help="model to pull, e.g. llama3.2:3b")
-    pull.add_argument("--node", default=None, help="node to pull onto (default: most free memory, then disk)")
-    _router_flags(pull, env)
-    bench = sub.add_parser(
-        "bench",
-        help="benchmark the fleet",
-        description="Run the fixed benchmark prompt set on nodes x models (default: every loaded model on every "
-        "node), alone and N at once, and print time to first token, prompt and generation speed.",
-    )
-    bench.add_argument(
-        "--node", action="append", default=None, help="node to run on; repeatable (default: all)"
-    )
-    bench.add_argument(
-        "--model", action="append", default=None, help="model to run; repeatable (default: the loaded ones)"
-    )
-    bench.add_argument(
-        "--parallel", type=int, default=None, help="requests at once in the second pass (default 4)"
-    )
-    _router_flags(bench, env)
+    add_tool_parsers(sub, env)
     return parser
-
-
-def _router_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    """`herd pull` and `herd bench` talk to a router: which one, and its admin key."""
-    flags = EnvFlags(parser, env)
-    flags.add("--admin-key", "FLEET_ADMIN_KEY", help="the router's admin key, when it has one")
-    flags.add(
-        "--router-url",
-        "FLEET_ROUTER_URL",
-        default=f"http://127.0.0.1:{DEFAULT_ROUTER_PORT}",
-        help="the router",
-    )
-
-
-def _alias_spec(raw: str) -> str:
-    from herd.routing.aliases import parse_one
-
-    try:
-        parse_one(raw)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return raw
-
-
-def _aliases(flags: list[str] | None, env: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    from herd.routing.aliases import parse
-
-    specs = flags if flags else [env.get("FLEET_ALIASES", "")]
-    try:
-        return tuple(parse(specs).items())
-    except ValueError as exc:
-        raise SystemExit(f"herd run: FLEET_ALIASES: {exc}") from exc
-
-
-def _keep_alive(raw: str | None) -> str | int | None:
-    """Ollama takes a duration string ("30m") or a number of seconds (-1 = forever)."""
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        return raw
 
 
 def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterConfig:
@@ -293,9 +229,9 @@ def router_config(args: argparse.Namespace, env: Mapping[str, str]) -> RouterCon
             queue_timeout=max(0.0, args.queue_timeout),
             default_parallel=max(1, args.default_parallel),
             vram_fallback=args.vram_fallback,
-            keep_alive=_keep_alive(args.keep_alive),
+            keep_alive=cli_routing.keep_alive(args.keep_alive),
             dynamic_context=args.dynamic_context,
-            aliases=_aliases(args.alias, env),
+            aliases=cli_routing.aliases(args.alias, env),
         ),
     )
     return cli_routing.apply(cfg, args, env)

@@ -98,3 +98,33 @@ def apply(cfg: RouterConfig, args: argparse.Namespace, env: Mapping[str, str]) -
         affinity=not args.no_affinity,
     )
     return dataclasses.replace(cfg, fleet=fleet, routing=routing)
+
+
+def alias_spec(raw: str) -> str:
+    from herd.routing.aliases import parse_one
+
+    try:
+        parse_one(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return raw
+
+
+def aliases(flags: list[str] | None, env: Mapping[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    from herd.routing.aliases import parse
+
+    specs = flags if flags else [env.get("FLEET_ALIASES", "")]
+    try:
+        return tuple(parse(specs).items())
+    except ValueError as exc:
+        raise SystemExit(f"herd run: FLEET_ALIASES: {exc}") from exc
+
+
+def keep_alive(raw: str | None) -> str | int | None:
+    """Ollama takes a duration string ("30m") or a number of seconds (-1 = forever)."""
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
