@@ -10,8 +10,8 @@ import time
 from herd.dialects import anthropic, embeddings
 from herd.dialects import openai as codec
 from herd.inference.call import JSON, Call, Reply, events
-from herd.inference.route import caller_body, route
-from herd.routing import native, policies, relay
+from herd.inference.route import caller_body, native_reply, route
+from herd.routing import policies, relay
 from herd.services import RouterServices
 
 
@@ -32,11 +32,7 @@ async def chat_completions(svc: RouterServices, call: Call) -> Reply:
         native=body,
     )
     if opened.native:  # an OpenAI node: its own answer, unchanged
-        if opts.stream:
-            return events(
-                native.sse(opened, outcome, include_usage=opts.include_usage), outcome.response_headers()
-            )
-        return Reply(await native.whole(opened, outcome), JSON, outcome.response_headers())
+        return await native_reply(opened, outcome, stream=opts.stream, include_usage=opts.include_usage)
     served = outcome.model if outcome.fallback else opts.model
     completion_id, created = codec.new_completion_id(), int(time.time())
     if opts.stream:

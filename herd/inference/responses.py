@@ -13,8 +13,8 @@ import time
 
 from herd.dialects import completions, responses, responses_stream
 from herd.inference.call import JSON, Call, Reply, events
-from herd.inference.route import caller_body, route
-from herd.routing import native, relay
+from herd.inference.route import caller_body, native_reply, route
+from herd.routing import relay
 from herd.services import RouterServices
 
 
@@ -56,11 +56,7 @@ async def create_completion(svc: RouterServices, call: Call) -> Reply:
         native=body,
     )
     if opened.native:  # an OpenAI node: its own answer, unchanged
-        if opts.stream:
-            return events(
-                native.sse(opened, outcome, include_usage=opts.include_usage), outcome.response_headers()
-            )
-        return Reply(await native.whole(opened, outcome), JSON, outcome.response_headers())
+        return await native_reply(opened, outcome, stream=opts.stream, include_usage=opts.include_usage)
     served = outcome.model if outcome.fallback else opts.model
     completion_id, created = completions.new_completion_id(), int(time.time())
     if opts.stream:

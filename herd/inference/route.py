@@ -7,8 +7,8 @@ from typing import Any
 
 from herd.dialects import ollama as ollama_codec
 from herd.dialects.tags import extract_tags
-from herd.inference.call import Call
-from herd.routing import policies
+from herd.inference.call import JSON, Call, Reply, events
+from herd.routing import native, policies
 from herd.routing.attempt import Opened
 from herd.routing.record import RequestRecord
 from herd.services import RouterServices
@@ -54,3 +54,10 @@ async def route(
     raw = forward if plan.body is upstream_body else None
     opened = await svc.proxy.open(call.stack, outcome, plan, raw, native)
     return plan, outcome, opened
+
+
+async def native_reply(opened: Opened, outcome: RequestRecord, *, stream: bool, include_usage: bool) -> Reply:
+    """An OpenAI caller served by an OpenAI node: the node's own answer, relayed unchanged (SSE or whole)."""
+    if stream:
+        return events(native.sse(opened, outcome, include_usage=include_usage), outcome.response_headers())
+    return Reply(await native.whole(opened, outcome), JSON, outcome.response_headers())
