@@ -134,8 +134,24 @@ def json_values(body: Any) -> None:
 def header_value(value: str, limit: int = MAX_HEADER_ECHO) -> str:
     """A value safe to echo in a response header: printable ASCII (anything else percent-encoded, so no CR/LF
     can split the header), at most `limit` characters (longer values are cut and end with '...')."""
-    safe = quote(value.encode("utf-8", "replace"), safe=" !\"#$&'()*+,/:;<=>?@[\\]^`{|}~")
+    if value.isascii() and value.isprintable() and "%" not in value:
+        safe = value  # what quote() would return: printable ASCII but '%' is all in its safe set
+    else:
+        safe = quote(value.encode("utf-8", "replace"), safe=" !\"#$&'()*+,/:;<=>?@[\\]^`{|}~")
     return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+MAX_HEADER_BYTES = 8192  # a response header value's bound (the net under what routes echo)
+
+
+def safe_header(value: bytes) -> bytes:
+    """A response header value as h11 accepts it: no CR, LF or NUL (they would split or break the header),
+    and bounded (routes bound what they echo; this is the net under them). Used by both web layers."""
+    if len(value) > MAX_HEADER_BYTES:
+        value = value[:MAX_HEADER_BYTES]
+    if b"\r" in value or b"\n" in value or b"\x00" in value:
+        value = value.replace(b"\r", b" ").replace(b"\n", b" ").replace(b"\x00", b"")
+    return value.strip()
 
 
 def storable(value: str) -> str:

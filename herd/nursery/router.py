@@ -36,6 +36,7 @@ from herd.nursery.announce import Announcer
 from herd.nursery.supervise import Supervised
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
+from herd.reqscope import Departures
 from herd.routing.affinity import AffinityBook, remember_sink
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
@@ -154,8 +155,9 @@ class Router:
         sec = cfg.security
         self.api_keys = ApiKeys(sec.api_keys, sec.api_keys_file)
         self.key_reloader = KeyReloader(self.api_keys) if sec.api_keys_file else None
+        self.departures = Departures()  # clients that leave, from the connection layer to the fast path
         self.guard = Guard(
-            FastPath(create_app(self.services, self.broadcaster), self.services),
+            FastPath(create_app(self.services, self.broadcaster), self.services, self.departures),
             Policy(
                 origins=OriginPolicy(sec.origins),
                 check_host=is_loopback_bind(cfg.host),
@@ -176,6 +178,8 @@ class Router:
             on_unexpected=self.services.metrics.count_unexpected,
             header_timeout=cfg.header_timeout,
             max_connections=cfg.max_connections,
+            owned=FastPath.owns,  # the fast path owns its requests' stack and final send
+            departures=self.departures,
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)

@@ -6,6 +6,8 @@ are added in the narrowest place, hypercorn's per-connection handler, by `_Guard
   byte after a keep-alive pause; the keep-alive pause itself keeps `keep_alive_timeout` (75 s);
 - at most `ConnectionBudget.limit` client connections are open; a new one beyond it evicts the oldest connection that has
   no request in progress (idle or still sending its head), or is closed at once if every one is busy.
+- a client that closes or breaks its connection is reported to `herd.reqscope.Departures`, which cancels what
+  the inference fast path runs for it (the disconnect signal without a watcher task per request);
 `raise_open_files_limit` lifts the process's soft RLIMIT_NOFILE to its hard limit (called once by `herd run`);
 the default budget is half of what is left after a reserve, since each proxied request also holds a socket to
 its node.
@@ -22,6 +24,9 @@ import hypercorn.trio.run as hypercorn_run
 import trio
 from hypercorn.events import Closed, RawData, Updated
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.utils import parse_socket_addr
+
+from herd.reqscope import Departures
 
 log = logging.getLogger("herd.web")
 
@@ -59,9 +64,10 @@ def default_budget() -> int:
 class ConnectionBudget:
     """The router's client connections against a budget, and the header deadline (see module docstring)."""
 
-    def __init__(self, limit: int, header_timeout: float) -> None:
+    def __init__(self, limit: int, header_timeout: float, departures: Departures | None = None) -> None:
         self.limit = limit
         self.header_timeout = header_timeout
+        self.departures = departures if departures is not None else Departures()
         self.open: dict[_GuardedTCPServer, None] = {}  # insertion order: oldest first
         self.evicted = self.refused = 0
 
@@ -88,10 +94,16 @@ class _GuardedTCPServer(TCPServer):
         self._between = False  # idle after a response (keep-alive timer), as opposed to awaiting a head
         self._evicted = False
         self._timer: trio.CancelScope | None = None
+        self.client: tuple[str, int] | None = None
 
     async def run(self) -> None:
         if self.guard is None:
             return await super().run()
+        try:  # the peer's address as hypercorn puts it in each request's ASGI scope (`client`)
+            sock = getattr(self.stream, "transport_stream", self.stream).socket
+            self.client = parse_socket_addr(sock.family, sock.getpeername())
+        except (OSError, AttributeError):
+            self.client = None
         if not self.guard.admit(self):
             await trio.aclose_forcefully(self.stream)
             return None
@@ -106,6 +118,15 @@ class _GuardedTCPServer(TCPServer):
             self._timer.cancel()
 
     async def protocol_send(self, event: Any) -> None:
+        if isinstance(event, RawData):  # hypercorn's own, plus noticing a client that is gone
+            async with self.send_lock:
+                try:
+                    with trio.CancelScope(shield=True):
+                        await self.stream.send_all(event.data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._gone()
+                    await self.protocol.handle(Closed())
+            return
         if isinstance(event, Updated):
             self.waiting = self._between = event.idle
         await super().protocol_send(event)
@@ -129,13 +150,22 @@ class _GuardedTCPServer(TCPServer):
                     data = await self.stream.receive_some(MAX_RECV)
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
                 break
-            if data and self._between and self.guard is not None:
-                self._between = False  # a new request begins: its head gets the header deadline
-                await self.idle_task.restart(self._task_group, self._idle_timeout)
+            starting = bool(data) and self._between and self.guard is not None
             await self.protocol.handle(RawData(bytes(data)))
+            if starting and self._between:
+                # a new request began but its head is not complete yet (a complete one would have stopped the
+                # keep-alive timer): the rest of the head gets the header deadline
+                self._between = False
+                await self.idle_task.restart(self._task_group, self._idle_timeout)
             if data == b"":
                 break
+        self._gone()
         await self.protocol.handle(Closed())
+
+    def _gone(self) -> None:
+        """The client closed or broke the connection: cancel what the fast path runs for it (`Departures`)."""
+        if self.guard is not None and self.client is not None:
+            self.guard.departures.left(self.client)
 
 
 hypercorn_run.TCPServer = _GuardedTCPServer  # type: ignore[assignment, misc]  # see the module docstring

@@ -5,16 +5,22 @@ the body is read (within `--body-timeout`, else 408), the route's handler gets a
 returns a `Reply`, sent as one head and one body send, or one send per block of a stream. Errors render exactly
 as the Quart handler renders them (`herd.web.errors`): a `HerdError` in the caller's dialect with its status and
 headers, anything else logged, counted (`herd_unexpected_errors_total`) and a 500, the request's record marked
-either way. A task watches for the client
-going away and cancels the handler or the stream, which closes the request's exit stack (slot, upstream
-connection, record) as on the Quart path; the ASGI wrapper in `herd.web.server` owns that stack.
+either way; an exception once the status line is out cuts the response (the client sees a broken body).
+
+The fast path owns each request's exit stack (`herd.reqscope`: slot, upstream connection, record), which
+closes when the response ends, fails or the client leaves: the ASGI wrapper in `herd.web.server` passes these
+requests straight through (`FastPath.owns`). A client going away cancels the handler or the stream: for HTTP/1.1
+the connection layer reports it (`herd.reqscope.Departures`, no task per request), else a task watches the ASGI
+receive channel. The watch stands down once the final send begins, so that send (where hypercorn re-arms its
+keep-alive timer, and announces the request's end as a disconnect) is never cut, with no shielded scope.
+Response header values are made safe here (`safe_header`), as the wrapper does for Quart's responses.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing
 from typing import Any
 
 import trio
@@ -23,8 +29,10 @@ from herd.dialects.errors import error_payload
 from herd.errors import HerdError, RequestTimeout
 from herd.inference.call import JSON, Call, Reply
 from herd.inference.routes import ROUTES, Handler
+from herd.reqscope import SCOPE_KEY, Departures
 from herd.routing.record import record_of
 from herd.services import RouterServices
+from herd.validate import safe_header
 
 log = logging.getLogger("herd.web")
 
@@ -43,10 +51,34 @@ class _ClientGone(Exception):
     """The client disconnected before its body was in."""
 
 
+class _Watch:
+    """The disconnect watch's switch: `end()` once the final send begins (a disconnect after that is the server
+    announcing the request's end, or the client leaving once it has everything: nothing to cancel)."""
+
+    __slots__ = ("client", "departures", "ending", "scope")
+
+    def __init__(
+        self, departures: Departures | None = None, client: Any = None, scope: trio.CancelScope | None = None
+    ) -> None:
+        self.ending = False
+        self.departures, self.client, self.scope = departures, client, scope
+
+    def end(self) -> None:
+        self.ending = True
+        if self.departures is not None and self.scope is not None:
+            self.departures.discard(self.client, self.scope)
+
+
 class FastPath:
-    def __init__(self, app: Any, services: RouterServices) -> None:
+    def __init__(self, app: Any, services: RouterServices, departures: Departures | None = None) -> None:
         self.app = app
         self.svc = services
+        self.departures = departures  # the connection layer's client-left signal (else a watcher task)
+
+    @staticmethod
+    def owns(scope: Scope) -> bool:
+        """Whether this request is served here (the ASGI wrapper then leaves it alone)."""
+        return scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in ROUTES
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -65,12 +97,28 @@ class FastPath:
                 send, scope["path"], exc.status, exc.message, code=exc.code, kind=exc.openai_type
             )
             return
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch, receive, nursery.cancel_scope)
-            await self._respond(handler, Call(scope, raw), send)
-            nursery.cancel_scope.cancel()
+        client = scope.get("client")
+        async with AsyncExitStack() as stack:
+            scope[SCOPE_KEY] = stack
+            if self.departures is not None and client is not None and scope.get("http_version") != "2":
+                # HTTP/1.1: the connection layer says when this client leaves (`Departures`), no task needed
+                with trio.CancelScope() as cancel:
+                    watch = _Watch(self.departures, client, cancel)
+                    self.departures.add(client, cancel)
+                    try:
+                        await self._respond(handler, Call(scope, raw), send, watch)
+                    finally:
+                        watch.end()
+                return
+            watch = (
+                _Watch()
+            )  # HTTP/2 (a client can cancel one stream of its connection), or no connection layer
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch, receive, nursery.cancel_scope, watch)
+                await self._respond(handler, Call(scope, raw), send, watch)
+                nursery.cancel_scope.cancel()
 
-    async def _respond(self, handler: Handler, call: Call, send: Send) -> None:
+    async def _respond(self, handler: Handler, call: Call, send: Send, watch: _Watch) -> None:
         scope = call.scope
         try:
             reply = await handler(self.svc, call)
@@ -87,6 +135,7 @@ class FastPath:
                 kind=exc.openai_type,
                 param=exc.param,
                 headers=exc.headers(),
+                watch=watch,
             )
             return
         except Exception as exc:
@@ -96,9 +145,15 @@ class FastPath:
                 rec.fail(500, f"internal error: {type(exc).__name__}")
             log.exception("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
             message = f"internal error: {type(exc).__name__}"
-            await _send_error(send, scope["path"], 500, message, code="internal_error", kind="server_error")
+            await _send_error(
+                send, scope["path"], 500, message, code="internal_error", kind="server_error", watch=watch
+            )
             return
-        await _send_reply(send, reply)
+        try:
+            await _send_reply(send, reply, watch)
+        except Exception as exc:  # the status line is out: the response is cut, the connection closes
+            self.svc.metrics.count_unexpected()
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -112,36 +167,39 @@ async def _read_body(receive: Receive) -> bytes:
             return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def _watch(receive: Receive, scope: trio.CancelScope) -> None:
-    """Cancel the response when the client disconnects (the body is already in: only that can come)."""
+async def _watch(receive: Receive, scope: trio.CancelScope, watch: _Watch) -> None:
+    """Cancel the response when the client disconnects (the body is already in: only that can come), unless
+    the final send has begun (then the disconnect is the server's end-of-request notice)."""
     while (await receive())["type"] != "http.disconnect":
         pass
-    scope.cancel()
+    if not watch.ending:
+        scope.cancel()
 
 
 def _head(status: int, content_type: str, headers: dict[str, str], length: int | None) -> dict[str, Any]:
     pairs = [(b"content-type", content_type.encode("latin-1"))]
     if length is not None:
         pairs.append((b"content-length", str(length).encode("latin-1")))
-    pairs += [(k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers.items()]
+    pairs += [(k.encode("latin-1"), safe_header(v.encode("latin-1", "replace"))) for k, v in headers.items()]
     return {"type": "http.response.start", "status": status, "headers": pairs}
 
 
-async def _send_reply(send: Send, reply: Reply) -> None:
+async def _send_reply(send: Send, reply: Reply, watch: _Watch) -> None:
     body = reply.body
     if isinstance(body, bytes):
         await send(_head(reply.status, reply.content_type, reply.headers, len(body)))
+        watch.end()
         await send({"type": "http.response.body", "body": body})
         return
-    await _send_stream(send, reply, body)
+    await _send_stream(send, reply, body, watch)
 
 
-async def _send_stream(send: Send, reply: Reply, body: AsyncIterator[bytes]) -> None:
+async def _send_stream(send: Send, reply: Reply, body: AsyncIterator[bytes], watch: _Watch) -> None:
     await send(_head(reply.status, reply.content_type, reply.headers, None))
-    # an exception past this point (the status line is out) reaches herd.web.server: logged, counted, cut
     async with aclosing(body) as blocks:  # type: ignore[type-var]  # the relays are async generators
         async for block in blocks:
             await send({"type": "http.response.body", "body": block, "more_body": True})
+    watch.end()
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -155,6 +213,7 @@ async def _send_error(
     kind: str,
     param: str | None = None,
     headers: dict[str, str] | None = None,
+    watch: _Watch | None = None,
 ) -> None:
     payload = error_payload(path, status, message, code=code, openai_type=kind, param=param)
-    await _send_reply(send, Reply(payload, JSON, headers or {}, status))
+    await _send_reply(send, Reply(payload, JSON, headers or {}, status), watch or _Watch())
