@@ -4,8 +4,10 @@ exposition format 0.0.4 served at `GET /metrics`."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from herd.routing.record import RequestRecord
 from herd.validate import storable
@@ -23,19 +25,23 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> str:
 
 @dataclass
 class Histogram:
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(default_factory=list)
+    buckets: tuple[float, ...] = LATENCY_BUCKETS  # ascending upper edges
+    per_bucket: list[int] = field(default_factory=list)  # values in (previous edge, edge]; none past the last
     total: float = 0.0
     n: int = 0
 
     def observe(self, value: float) -> None:
-        if not self.counts:
-            self.counts = [0] * len(self.buckets)
-        for i, edge in enumerate(self.buckets):
-            if value <= edge:
-                self.counts[i] += 1
+        if not self.per_bucket:
+            self.per_bucket = [0] * len(self.buckets)
+        i = bisect_left(self.buckets, value)  # the first edge >= value
+        if i < len(self.per_bucket) and value == value:  # NaN is below no edge
+            self.per_bucket[i] += 1
         self.total += value
         self.n += 1
+
+    def counts(self) -> list[int]:
+        """Observations <= each edge (Prometheus' cumulative `le` buckets)."""
+        return list(accumulate(self.per_bucket))
 
 
 class Metrics:
@@ -73,7 +79,7 @@ class Metrics:
 def _histogram(out: list[str], name: str, series: dict[str, Histogram]) -> None:
     out.append(f"# TYPE {name} histogram")
     for model, h in sorted(series.items()):
-        for edge, count in zip(h.buckets, h.counts, strict=True):
+        for edge, count in zip(h.buckets, h.counts(), strict=True):
             out.append(f"{name}_bucket{_labels([('model', model), ('le', str(edge))])} {count}")
         out.append(f"{name}_bucket{_labels([('model', model), ('le', '+Inf')])} {h.n}")
         out.append(f"{name}_sum{_labels([('model', model)])} {h.total}")

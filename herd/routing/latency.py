@@ -6,6 +6,7 @@ observations across restarts."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 
@@ -30,6 +31,49 @@ def p75(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.75 * len(ordered)))]
 
 
+def _nan(value: tuple[float, float, float]) -> bool:
+    return value[0] != value[0] or value[1] != value[1] or value[2] != value[2]
+
+
+class _Window:
+    """One (node, model)'s recent (ttft, tokens/s, duration) observations, each value also kept in a sorted list:
+    a new observation moves a few list items instead of sorting the window three times. Equal values keep their
+    arrival order (insort after, evict the first), so every index reads what `sorted` of the window would give;
+    while the window holds a NaN (which has no order) it is sorted as before."""
+
+    __slots__ = ("nans", "obs", "ordered")
+
+    def __init__(self, size: int) -> None:
+        self.obs: deque[tuple[float, float, float]] = deque(maxlen=size)
+        self.ordered: tuple[list[float], list[float], list[float]] | None = ([], [], [])
+        self.nans = 0  # observations in the window holding a NaN
+
+    def add(self, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        """Append an observation; the p75 TTFT, the 25th percentile of tokens/s and the p75 duration."""
+        obs = self.obs
+        evicted = obs[0] if len(obs) == obs.maxlen else None
+        obs.append(value)
+        if evicted is not None and _nan(evicted):
+            self.nans -= 1
+            evicted = None  # it was never in `ordered`
+        if _nan(value):
+            self.nans += 1
+            self.ordered = None
+        elif self.ordered is not None:
+            for i, values in enumerate(self.ordered):
+                if evicted is not None:
+                    del values[bisect_left(values, evicted[i])]
+                insort(values, value[i])
+        elif not self.nans:  # the last NaN left the window
+            self.ordered = (sorted(o[0] for o in obs), sorted(o[1] for o in obs), sorted(o[2] for o in obs))
+        n = len(obs)
+        if self.ordered is None:
+            return p75([o[0] for o in obs]), sorted(o[1] for o in obs)[n // 4], p75([o[2] for o in obs])
+        ttft, tps, duration = self.ordered
+        i = min(n - 1, int(0.75 * n))
+        return ttft[i], tps[n // 4], duration[i]
+
+
 def effective_parallel(speed_by_concurrency: dict[int, float], reported: int, gain: float = 1.05) -> int:
     """The concurrency past which a node stops gaining throughput, from observed tokens/s per request at each
     concurrency: if running c requests at once delivers no more than `gain` x what c-1 did (c x speed), the
@@ -46,7 +90,7 @@ def effective_parallel(speed_by_concurrency: dict[int, float], reported: int, ga
 class LatencyBook:
     def __init__(self, window: int = WINDOW) -> None:
         self.window = window
-        self._obs: dict[tuple[str, str], deque[tuple[float, float, float]]] = {}
+        self._obs: dict[tuple[str, str], _Window] = {}
         self._stats: dict[tuple[str, str], LatencyStats] = {}
         self._speed: dict[tuple[str, str], dict[int, deque[float]]] = {}
         self._speed_memo: dict[tuple[str, str], tuple[int, dict[int, float]]] = {}
@@ -90,18 +134,12 @@ class LatencyBook:
         if tokens_per_s > 0 and concurrency > 0:
             levels = self._speed.setdefault(key, {})
             levels.setdefault(concurrency, deque(maxlen=20)).append(tokens_per_s)
-        obs = self._obs.get(key)
-        if obs is None:
-            obs = self._obs[key] = deque(maxlen=self.window)
-        obs.append((ttft_s, tokens_per_s, duration_s))
-        self._stats[key] = LatencyStats(
-            ttft_s=p75([o[0] for o in obs]),
-            # p75 of speed is the *slow* side: the 25th percentile of tokens/s.
-            tokens_per_s=sorted(o[1] for o in obs)[len(obs) // 4],
-            duration_s=p75([o[2] for o in obs]),
-            n=len(obs),
-            perf=perf,
-        )
+        window = self._obs.get(key)
+        if window is None:
+            window = self._obs[key] = _Window(self.window)
+        # p75 of speed is the *slow* side: the 25th percentile of tokens/s.
+        ttft, tps, duration = window.add((ttft_s, tokens_per_s, duration_s))
+        self._stats[key] = LatencyStats(ttft, tps, duration, len(window.obs), perf)
 
     def seed(self, node_id: str, model: str, perf: Perf) -> bool:
         """Take `perf` (a benchmark's prior) for (node, model) unless live requests were observed there; the
