@@ -6,8 +6,9 @@ are added in the narrowest place, hypercorn's per-connection handler, by `_Guard
   byte after a keep-alive pause; the keep-alive pause itself keeps `keep_alive_timeout` (75 s);
 - at most `ConnectionBudget.limit` client connections are open; a new one beyond it evicts the oldest connection that has
   no request in progress (idle or still sending its head), or is closed at once if every one is busy.
-- a client that closes or breaks its connection is reported to `herd.reqscope.Departures`, which cancels what
-  the inference fast path runs for it (the disconnect signal without a watcher task per request);
+- a client that closes or breaks its connection is reported to `herd.reqscope.ClientLinks`, which cancels what
+  the inference fast path runs for it (the disconnect signal without a watcher task per request), and a head
+  the fast path marks (its whole body follows at once) is written together with that body: one send, not two;
 `raise_open_files_limit` lifts the process's soft RLIMIT_NOFILE to its hard limit (called once by `herd run`);
 the default budget is half of what is left after a reserve, since each proxied request also holds a socket to
 its node.
@@ -26,7 +27,7 @@ from hypercorn.events import Closed, RawData, Updated
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.utils import parse_socket_addr
 
-from herd.reqscope import Departures
+from herd.reqscope import ClientLinks
 
 log = logging.getLogger("herd.web")
 
@@ -64,10 +65,10 @@ def default_budget() -> int:
 class ConnectionBudget:
     """The router's client connections against a budget, and the header deadline (see module docstring)."""
 
-    def __init__(self, limit: int, header_timeout: float, departures: Departures | None = None) -> None:
+    def __init__(self, limit: int, header_timeout: float, links: ClientLinks | None = None) -> None:
         self.limit = limit
         self.header_timeout = header_timeout
-        self.departures = departures if departures is not None else Departures()
+        self.links = links if links is not None else ClientLinks()
         self.open: dict[_GuardedTCPServer, None] = {}  # insertion order: oldest first
         self.evicted = self.refused = 0
 
@@ -95,6 +96,7 @@ class _GuardedTCPServer(TCPServer):
         self._evicted = False
         self._timer: trio.CancelScope | None = None
         self.client: tuple[str, int] | None = None
+        self._held = b""  # a response head waiting for its body (`ClientLinks.hold_head`)
 
     async def run(self) -> None:
         if self.guard is None:
@@ -118,15 +120,19 @@ class _GuardedTCPServer(TCPServer):
             self._timer.cancel()
 
     async def protocol_send(self, event: Any) -> None:
-        if isinstance(event, RawData):  # hypercorn's own, plus noticing a client that is gone
-            async with self.send_lock:
-                try:
-                    with trio.CancelScope(shield=True):
-                        await self.stream.send_all(event.data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self._gone()
-                    await self.protocol.handle(Closed())
+        if isinstance(event, RawData):  # hypercorn's own, plus a held head and noticing a client that is gone
+            data = event.data
+            if self._held:
+                data, self._held = self._held + data, b""
+            elif self.guard is not None and self.guard.links.take_hold(self.client):
+                self._held = bytes(data)  # the fast path's response head: it goes out with its body, next
+                return
+            if data:  # h11's end of a Content-Length body is empty: nothing to write, no lock to take
+                await self._write(data)
             return
+        if self._held:  # never leave a held head behind
+            data, self._held = self._held, b""
+            await self._write(data)
         if isinstance(event, Updated):
             self.waiting = self._between = event.idle
         await super().protocol_send(event)
@@ -162,10 +168,19 @@ class _GuardedTCPServer(TCPServer):
         self._gone()
         await self.protocol.handle(Closed())
 
+    async def _write(self, data: bytes) -> None:
+        async with self.send_lock:
+            try:
+                with trio.CancelScope(shield=True):
+                    await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._gone()
+                await self.protocol.handle(Closed())
+
     def _gone(self) -> None:
-        """The client closed or broke the connection: cancel what the fast path runs for it (`Departures`)."""
+        """The client closed or broke the connection: cancel what the fast path runs for it (`ClientLinks`)."""
         if self.guard is not None and self.client is not None:
-            self.guard.departures.left(self.client)
+            self.guard.links.left(self.client)
 
 
 hypercorn_run.TCPServer = _GuardedTCPServer  # type: ignore[assignment, misc]  # see the module docstring

@@ -10,7 +10,7 @@ either way; an exception once the status line is out cuts the response (the clie
 The fast path owns each request's exit stack (`herd.reqscope`: slot, upstream connection, record), which
 closes when the response ends, fails or the client leaves: the ASGI wrapper in `herd.web.server` passes these
 requests straight through (`FastPath.owns`). A client going away cancels the handler or the stream: for HTTP/1.1
-the connection layer reports it (`herd.reqscope.Departures`, no task per request), else a task watches the ASGI
+the connection layer reports it (`herd.reqscope.ClientLinks`, no task per request), else a task watches the ASGI
 receive channel. The watch stands down once the final send begins, so that send (where hypercorn re-arms its
 keep-alive timer, and announces the request's end as a disconnect) is never cut, with no shielded scope.
 Response header values are made safe here (`safe_header`), as the wrapper does for Quart's responses.
@@ -29,7 +29,7 @@ from herd.dialects.errors import error_payload
 from herd.errors import HerdError, RequestTimeout
 from herd.inference.call import JSON, Call, Reply
 from herd.inference.routes import ROUTES, Handler
-from herd.reqscope import SCOPE_KEY, Departures
+from herd.reqscope import SCOPE_KEY, ClientLinks
 from herd.routing.record import record_of
 from herd.services import RouterServices
 from herd.validate import safe_header
@@ -55,25 +55,30 @@ class _Watch:
     """The disconnect watch's switch: `end()` once the final send begins (a disconnect after that is the server
     announcing the request's end, or the client leaving once it has everything: nothing to cancel)."""
 
-    __slots__ = ("client", "departures", "ending", "scope")
+    __slots__ = ("client", "ending", "links", "scope")
 
     def __init__(
-        self, departures: Departures | None = None, client: Any = None, scope: trio.CancelScope | None = None
+        self, links: ClientLinks | None = None, client: Any = None, scope: trio.CancelScope | None = None
     ) -> None:
         self.ending = False
-        self.departures, self.client, self.scope = departures, client, scope
+        self.links, self.client, self.scope = links, client, scope
+
+    def hold_head(self) -> None:
+        """The head about to go out is followed at once by the whole body: let them leave in one write."""
+        if self.links is not None and not self.ending:
+            self.links.hold_head(self.client)
 
     def end(self) -> None:
         self.ending = True
-        if self.departures is not None and self.scope is not None:
-            self.departures.discard(self.client, self.scope)
+        if self.links is not None and self.scope is not None:
+            self.links.discard(self.client, self.scope)
 
 
 class FastPath:
-    def __init__(self, app: Any, services: RouterServices, departures: Departures | None = None) -> None:
+    def __init__(self, app: Any, services: RouterServices, links: ClientLinks | None = None) -> None:
         self.app = app
         self.svc = services
-        self.departures = departures  # the connection layer's client-left signal (else a watcher task)
+        self.links = links  # the connection layer's client-left signal (else a watcher task)
 
     @staticmethod
     def owns(scope: Scope) -> bool:
@@ -86,11 +91,17 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         raw = None
-        with trio.move_on_after(self.svc.cfg.body_timeout):
-            try:
-                raw = await _read_body(receive)
-            except _ClientGone:
-                return
+        parts: list[bytes] = []
+        try:
+            if _take_queued(
+                receive, parts, _length(scope)
+            ):  # the whole body was queued: no wait, no deadline
+                raw = parts[0] if len(parts) == 1 else b"".join(parts)
+            else:
+                with trio.move_on_after(self.svc.cfg.body_timeout):
+                    raw = await _read_body(receive, parts)
+        except _ClientGone:
+            return
         if raw is None:
             exc = RequestTimeout(BODY_TIMEOUT_MESSAGE)
             await _send_error(
@@ -100,11 +111,11 @@ class FastPath:
         client = scope.get("client")
         async with AsyncExitStack() as stack:
             scope[SCOPE_KEY] = stack
-            if self.departures is not None and client is not None and scope.get("http_version") != "2":
-                # HTTP/1.1: the connection layer says when this client leaves (`Departures`), no task needed
+            if self.links is not None and client is not None and scope.get("http_version") != "2":
+                # HTTP/1.1: the connection layer says when this client leaves (`ClientLinks`), no task needed
                 with trio.CancelScope() as cancel:
-                    watch = _Watch(self.departures, client, cancel)
-                    self.departures.add(client, cancel)
+                    watch = _Watch(self.links, client, cancel)
+                    self.links.add(client, cancel)
                     try:
                         await self._respond(handler, Call(scope, raw), send, watch)
                     finally:
@@ -156,8 +167,39 @@ class FastPath:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
 
 
-async def _read_body(receive: Receive) -> bytes:
-    parts: list[bytes] = []
+def _length(scope: Scope) -> int | None:
+    """The request's Content-Length (the guard's rules refused a malformed one), None if it has none."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _take_queued(receive: Receive, parts: list[bytes], length: int | None) -> bool:
+    """Take the request's messages the server has already queued, without waiting: True once the body is
+    complete (its last message, or all of its Content-Length: the server's empty end-of-body message may still
+    be on its way, and is not needed). hypercorn's trio worker hands each app the `receive` of a Trio memory
+    channel, so a body that came with its head (the usual case) is read with no checkpoint and no deadline
+    scope; any other `receive`, or a body still arriving, is read by `_read_body` (under the body timeout)."""
+    channel = getattr(receive, "__self__", None)
+    if not isinstance(channel, trio.MemoryReceiveChannel):
+        return False
+    seen = 0
+    while True:
+        try:
+            message = channel.receive_nowait()
+        except trio.WouldBlock:
+            return False
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        body = message.get("body", b"")
+        parts.append(body)
+        seen += len(body)
+        if not message.get("more_body", False) or (length is not None and seen == length and length > 0):
+            return True
+
+
+async def _read_body(receive: Receive, parts: list[bytes]) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -187,6 +229,7 @@ def _head(status: int, content_type: str, headers: dict[str, str], length: int |
 async def _send_reply(send: Send, reply: Reply, watch: _Watch) -> None:
     body = reply.body
     if isinstance(body, bytes):
+        watch.hold_head()
         await send(_head(reply.status, reply.content_type, reply.headers, len(body)))
         watch.end()
         await send({"type": "http.response.body", "body": body})

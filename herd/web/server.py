@@ -29,7 +29,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from herd.dialects.errors import error_payload
-from herd.reqscope import SCOPE_KEY, Departures
+from herd.reqscope import SCOPE_KEY, ClientLinks
 from herd.validate import safe_header
 from herd.web.connections import ConnectionBudget, default_budget
 
@@ -153,10 +153,10 @@ class WebServer:
         header_timeout: float = 5.0,
         max_connections: int = 0,
         owned: Callable[[dict[str, Any]], bool] = lambda scope: False,
-        departures: Departures | None = None,
+        links: ClientLinks | None = None,
     ) -> None:
         self.app = RequestScoped(app, on_unexpected, owned)
-        self.connections = ConnectionBudget(max_connections or default_budget(), header_timeout, departures)
+        self.connections = ConnectionBudget(max_connections or default_budget(), header_timeout, links)
         self.config = HypercornConfig()
         self.config.herd_guard = self.connections  # type: ignore[attr-defined]  # read by herd.web.connections
         # HTTPS when both are given (`herd run --certfile/--keyfile`); hypercorn then reports https:// binds.
