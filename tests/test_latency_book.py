@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from herd.routing.latency import WINDOW, LatencyBook, p75
+from herd.routing.latency import WINDOW, LatencyBook, effective_parallel, p75
 
 
 def sorted_summary(window: deque[tuple[float, float, float]]) -> tuple[float, float, float]:
@@ -60,3 +60,28 @@ def test_a_window_without_nan_reads_the_sorted_values_again() -> None:
     book.observe("n1", "m", 0.5, 1.0, 1.0)
     stats = book.stats("n1", "m")
     assert stats is not None and stats.ttft_s == 2.0
+
+
+def test_speed_medians_output_median_and_effective_parallel_track_the_old_formulas() -> None:
+    """Medians kept as observations come read what sorting the recent values gave; the remembered effective
+    parallelism follows each new speed observation."""
+    rnd = random.Random(7)
+    book = LatencyBook(5)
+    speeds: dict[int, deque[float]] = {}
+    outputs: deque[int] = deque(maxlen=5)
+    for step in range(4000):
+        level = rnd.randint(1, 6)
+        tps = rnd.choice([0.0, rnd.choice([10.0, 12.5, 20.0]), round(rnd.uniform(1, 40), rnd.choice([0, 2]))])
+        tokens = rnd.choice([0, rnd.randint(1, 300)])
+        book.observe("n1", "m", 0.1, tps, 1.0, level, at=float(step), completion_tokens=tokens, gen_s=1.0)
+        if tps > 0:
+            speeds.setdefault(level, deque(maxlen=20)).append(tps)
+        if tokens > 0:
+            outputs.append(tokens)
+        old = {c: sorted(v)[len(v) // 2] for c, v in speeds.items() if v}
+        assert book.speed_by_concurrency("n1", "m") == old
+        assert book.model_output("m") == (sorted(outputs)[len(outputs) // 2] if outputs else None)
+        for reported in (1, 4, 8):
+            want = effective_parallel(old, reported) if old else reported
+            assert book.effective_parallel("n1", "m", reported) == want
+            assert book.effective_parallel("n1", "m", reported) == want  # remembered

@@ -87,27 +87,56 @@ def effective_parallel(speed_by_concurrency: dict[int, float], reported: int, ga
     return reported
 
 
+class _Recent:
+    """The last `size` values, also kept sorted (a new value moves a few list items instead of a sort per read):
+    `median` reads what `sorted(values)[len // 2]` would. Values must be ordered (no NaN)."""
+
+    __slots__ = ("ordered", "values")
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+        self.ordered: list[float] = []
+
+    def add(self, value: float) -> None:
+        values = self.values
+        if len(values) == values.maxlen:
+            del self.ordered[bisect_left(self.ordered, values[0])]
+        values.append(value)
+        insort(self.ordered, value)
+
+    def median(self) -> float:
+        return self.ordered[len(self.ordered) // 2]
+
+
 class LatencyBook:
     def __init__(self, window: int = WINDOW) -> None:
         self.window = window
         self._obs: dict[tuple[str, str], _Window] = {}
         self._stats: dict[tuple[str, str], LatencyStats] = {}
-        self._speed: dict[tuple[str, str], dict[int, deque[float]]] = {}
-        self._speed_memo: dict[tuple[str, str], tuple[int, dict[int, float]]] = {}
+        self._speed: dict[tuple[str, str], dict[int, _Recent]] = {}
+        self._speeds: dict[tuple[str, str], dict[int, float]] = {}  # their medians, kept as they change
+        self._parallel: dict[tuple[str, str], dict[int, int]] = {}  # effective parallelism by reported, until
+        # the pair's next speed observation
         self.version = 0  # bumped on every observation: the scorer's memo key
         self._perf: dict[tuple[str, str], Perf] = {}
-        self._outputs: dict[str, deque[int]] = {}  # completion tokens of recent requests per model
+        self._outputs: dict[str, _Recent] = {}  # completion tokens of recent requests per model
 
     def speed_by_concurrency(self, node_id: str, model: str) -> dict[int, float]:
-        """Median tokens/s per request at each observed concurrency level on (node, model); remembered until the
-        next observation (scoring asks for every candidate, twice per request). Do not mutate the result."""
-        memo = self._speed_memo.get((node_id, model))
-        if memo is not None and memo[0] == self.version:
-            return memo[1]
-        levels = self._speed.get((node_id, model), {})
-        speeds = {c: sorted(v)[len(v) // 2] for c, v in levels.items() if v}
-        self._speed_memo[(node_id, model)] = (self.version, speeds)
-        return speeds
+        """Median tokens/s per request at each observed concurrency level on (node, model), kept up to date as
+        observations come (scoring asks for every candidate, twice per request). Do not mutate the result."""
+        return self._speeds.get((node_id, model)) or {}
+
+    def effective_parallel(self, node_id: str, model: str, reported: int) -> int:
+        """`effective_parallel` of (node, model)'s speeds, remembered until its next observation."""
+        key = (node_id, model)
+        memo = self._parallel.get(key)
+        if memo is None:
+            memo = self._parallel[key] = {}
+        known = memo.get(reported)
+        if known is None:
+            speeds = self._speeds.get(key)
+            known = memo[reported] = effective_parallel(speeds, reported) if speeds else reported
+        return known
 
     def observe(
         self,
@@ -130,10 +159,18 @@ class LatencyBook:
         sample = Sample(at, ttft_s, prompt_tokens, prompt_s, completion_tokens, gen_s, load_s, concurrency)
         perf = self._perf[key] = update(self._perf.get(key), sample)
         if completion_tokens > 0:
-            self._outputs.setdefault(model, deque(maxlen=self.window)).append(completion_tokens)
-        if tokens_per_s > 0 and concurrency > 0:
+            outputs = self._outputs.get(model)
+            if outputs is None:
+                outputs = self._outputs[model] = _Recent(self.window)
+            outputs.add(completion_tokens)
+        if tokens_per_s > 0 and concurrency > 0:  # (NaN fails the test: the medians stay ordered)
             levels = self._speed.setdefault(key, {})
-            levels.setdefault(concurrency, deque(maxlen=20)).append(tokens_per_s)
+            level = levels.get(concurrency)
+            if level is None:
+                level = levels[concurrency] = _Recent(20)
+            level.add(tokens_per_s)
+            self._speeds.setdefault(key, {})[concurrency] = level.median()
+            self._parallel.pop(key, None)
         window = self._obs.get(key)
         if window is None:
             window = self._obs[key] = _Window(self.window)
@@ -169,4 +206,4 @@ class LatencyBook:
     def model_output(self, model: str) -> int | None:
         """Median completion tokens of `model`'s recent requests on any node (None before any)."""
         recent = self._outputs.get(model)
-        return sorted(recent)[len(recent) // 2] if recent else None
+        return int(recent.median()) if recent is not None and recent.ordered else None

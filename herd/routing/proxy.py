@@ -14,7 +14,6 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from typing import Any
 
 import trio
@@ -201,16 +200,17 @@ class Proxy:
         native: dict[str, Any] | None,
     ) -> Opened:
         rec.model, path = model, rec.path
-        facts = request_facts(plan.body, model, plan.needs, self.latency, self.scorer.cfg)
+        now = trio.current_time()
+        cached = None
         if self.affinity is not None and path in AFFINITY_PATHS:
-            rec.prefix, cached = lookup(self.affinity, model, plan.body, trio.current_time())
-            facts = replace(facts, cached=cached)
+            rec.prefix, cached = lookup(self.affinity, model, plan.body, now)
+        facts = request_facts(plan.body, model, plan.needs, self.latency, self.scorer.cfg, cached)
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None
         queue_wait = 0.0
-        deadline = trio.current_time() + self.cfg.routing.queue_timeout
-        hold = trio.current_time() + self.cfg.fleet.heartbeat_interval  # for a remembered node to report
+        deadline = now + self.cfg.routing.queue_timeout
+        hold = now + self.cfg.fleet.heartbeat_interval  # for a remembered node to report
         while len(tried) <= self.cfg.max_retries:
             starting = self.starting(model)
             try:
@@ -240,8 +240,9 @@ class Proxy:
             stack.push_async_callback(scope.aclose)
             scope.callback(self.slots.release, node.node_id, model)
             rec.concurrency = concurrency
-            self.breakers.attempt(node.node_id, trio.current_time())
-            self.outliers.attempt(node.node_id, trio.current_time())
+            now = trio.current_time()
+            self.breakers.attempt(node.node_id, now)
+            self.outliers.attempt(node.node_id, now)
             body, protected = body_for(plan, node, model)
             rec.context_protected = protected
             verdict = False

@@ -137,6 +137,6 @@ class LatencyStore(BatchWriter):
                 "tokens_per_s": rec.tokens_per_s or 0.0,
                 "duration_s": rec.duration,
                 "concurrency": rec.concurrency,
-                **timings(rec.final),
+                **(rec.perf_inputs if rec.perf_inputs is not None else timings(rec.final)),
             }
         )
