@@ -197,3 +197,30 @@ async def test_values_sqlite_utils_converts_still_go_through_it(
     stored = table(tmp_path / "w.db", "rows")
     assert stored == table(tmp_path / "reference.db", "rows")
     assert stored[0][1] == "'2024-05-06T07:08:09+00:00'"  # isoformat, not sqlite3's default adapter
+
+
+async def test_rows_built_in_the_worker_thread_and_a_broken_one_costs_only_itself(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A callable row is built in the writer's thread; one that raises is logged, counted and skipped."""
+    rejected: list[int] = []
+    writer = Writer(tmp_path / "w.db", batch=10, flush_interval=1.0, on_reject=lambda: rejected.append(1))
+    threads: list[str] = []
+
+    def build(i: int) -> dict[str, Any]:
+        import threading
+
+        threads.append(threading.current_thread().name)
+        if i == 2:
+            raise ValueError("broken record")
+        return {"i": i}
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        for i in range(5):
+            writer.offer_row(lambda i=i: build(i))
+        await written(writer, 4)
+        nursery.cancel_scope.cancel()
+    assert sorted(r["i"] for r in rows(tmp_path / "w.db")) == [0, 1, 3, 4]
+    assert writer.rejected == 1 and rejected == [1]
+    assert threads and all(name != "MainThread" for name in threads)

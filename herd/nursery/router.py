@@ -121,7 +121,7 @@ class Router:
                 starting=self.memory.starting,
             ),
             latency=self.latency,
-            recorder=Recorder(self.latency, known=lambda model: self.registry.snapshot.serves(model)),
+            recorder=Recorder(self.latency, known=self.registry.serves),
             metrics=Metrics(),
             settings=settings,
             policy=PolicyConfig(

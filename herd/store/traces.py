@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -266,5 +266,6 @@ class TraceStore(BatchWriter):
             db.execute(f"DELETE FROM {TABLE} WHERE ts < ?", [time.time() - self.retention_days * 86400])
 
     def offer(self, rec: RequestRecord) -> None:
-        """Recorder sink: never blocks a request."""
-        self.offer_row(row_of(rec))
+        """Recorder sink: never blocks a request; the row is built in the writer's thread (a finished record no
+        longer changes)."""
+        self.offer_row(partial(row_of, rec))

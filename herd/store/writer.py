@@ -26,6 +26,7 @@ log = logging.getLogger("herd.store")
 
 # Values sqlite3 binds unchanged and sqlite-utils' `jsonify_if_needed` leaves alone (a date, say, would differ).
 PLAIN = frozenset({type(None), int, float, str, bytes, bool})
+Row = dict[str, Any] | Callable[[], dict[str, Any]]  # a row, or what builds it (called in the worker thread)
 
 
 def _quote(name: str) -> str:
@@ -72,7 +73,7 @@ class BatchWriter:
         self.batch = batch
         self.flush_interval = flush_interval
         self.prune_interval = prune_interval
-        self._send, self._receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](capacity)
+        self._send, self._receive = trio.open_memory_channel[tuple[str, Row]](capacity)
         self.dropped = 0
         self.written = 0
         self.rejected = 0  # rows the database refused (the rest of their batch is kept)
@@ -89,8 +90,10 @@ class BatchWriter:
     def prune(self, db: sqlite_utils.Database) -> None:
         """Blocking periodic clean-up in the worker thread."""
 
-    def offer_row(self, row: dict[str, Any], table: str | None = None) -> None:
-        """Hand a row to the writer (`table`: another table of the same database; default `self.table`)."""
+    def offer_row(self, row: Row, table: str | None = None) -> None:
+        """Hand a row to the writer (`table`: another table of the same database; default `self.table`). A
+        callable is called in the worker thread to build the row: the request path only queues it, and rows
+        built in a batch cost less than one at a time between requests."""
         try:
             self._send.send_nowait((table or self.table, row))
         except trio.WouldBlock:
@@ -105,7 +108,7 @@ class BatchWriter:
         try:
             await trio.to_thread.run_sync(self.prepare, db)
             task_status.started()
-            pending: list[tuple[str, dict[str, Any]]] = []
+            pending: list[tuple[str, Row]] = []
             next_prune = trio.current_time() + self.prune_interval
             try:
                 while True:
@@ -131,7 +134,7 @@ class BatchWriter:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(db.conn.close)
 
-    def _take(self, pending: list[tuple[str, dict[str, Any]]], limit: int | None) -> None:
+    def _take(self, pending: list[tuple[str, Row]], limit: int | None) -> None:
         """Move what the channel holds into `pending` without waiting (up to `limit` rows in all)."""
         while limit is None or len(pending) < limit:
             try:
@@ -142,18 +145,19 @@ class BatchWriter:
         if self._unbatched < self.batch:
             self._full = trio.Event()
 
-    async def _write(self, db: sqlite_utils.Database, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    async def _write(self, db: sqlite_utils.Database, rows: list[tuple[str, Row]]) -> None:
         rejected = await trio.to_thread.run_sync(self._insert, db, rows)
         self.written += len(rows) - rejected
         self.rejected += rejected
         for _ in range(rejected):
             self.on_reject()
 
-    def _insert(self, db: sqlite_utils.Database, rows: list[tuple[str, dict[str, Any]]]) -> int:
+    def _insert(self, db: sqlite_utils.Database, rows: list[tuple[str, Row]]) -> int:
         """Insert a batch (rows of one or more tables) in one transaction; if that fails, row by row, so one bad
         row costs only itself. Returns how many rows were rejected (each is logged)."""
+        built, rejected = _built(rows)
         tables: dict[str, list[dict[str, Any]]] = {}
-        for name, row in rows:
+        for name, row in built:
             tables.setdefault(name, []).append(row)
         try:
             with db.conn:
@@ -163,7 +167,7 @@ class BatchWriter:
                         db[name].insert_all(batch)  # type: ignore[union-attr]
                     else:
                         db.conn.executemany(*plain)
-            return 0
+            return rejected
         except (
             Exception
         ):  # a missing table, a column or a value the fast path cannot take: sqlite-utils's turn
@@ -172,11 +176,10 @@ class BatchWriter:
             with db.conn:
                 for name, batch in tables.items():
                     db[name].insert_all(batch)  # type: ignore[union-attr]
-            return 0
+            return rejected
         except Exception:  # any row can fail the batch: find it below
             pass
-        rejected = 0
-        for name, row in rows:
+        for name, row in built:
             try:
                 with db.conn:
                     db[name].insert(row)  # type: ignore[union-attr]
@@ -189,3 +192,21 @@ class BatchWriter:
                     exc,
                 )
         return rejected
+
+
+def _built(rows: list[tuple[str, Row]]) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """The batch with every deferred row built; a row that cannot be built is logged and counted as rejected."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    rejected = 0
+    for name, row in rows:
+        if callable(row):
+            try:
+                row = row()
+            except Exception as exc:
+                rejected += 1
+                log.warning(
+                    "%s: row not built (%s: %s), the rest of its batch kept", name, type(exc).__name__, exc
+                )
+                continue
+        out.append((name, row))
+    return out, rejected

@@ -169,13 +169,19 @@ class _GuardedTCPServer(TCPServer):
         await self.protocol.handle(Closed())
 
     async def _write(self, data: bytes) -> None:
-        async with self.send_lock:
-            try:
-                with trio.CancelScope(shield=True):
-                    await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._gone()
-                await self.protocol.handle(Closed())
+        lock = self.send_lock
+        try:
+            lock.acquire_nowait()  # free, the usual case: no extra trip through the scheduler per write
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            with trio.CancelScope(shield=True):
+                await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._gone()
+            await self.protocol.handle(Closed())
+        finally:
+            lock.release()
 
     def _gone(self) -> None:
         """The client closed or broke the connection: cancel what the fast path runs for it (`ClientLinks`)."""
