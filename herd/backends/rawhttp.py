@@ -159,7 +159,7 @@ def _target(url: str) -> tuple[tuple[str, int], str, str]:
 
 def _request(method: str, url: str, body: bytes, content_type: str, headers: Mapping[str, str] | None) -> Any:
     key, target, netloc = _target(url)
-    head = [("Host", netloc), ("Accept", "*/*"), ("Content-Type", content_type)]
+    head = [("Host", netloc), ("Content-Type", content_type)]
     head.append(("Content-Length", str(len(body))))
     if headers:
         head += [(k, v) for k, v in headers.items() if not {"\r", "\n"} & set(k + v)]

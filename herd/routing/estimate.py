@@ -43,6 +43,11 @@ def _text_len(value: Any) -> int:
     return 0
 
 
+def message_chars(message: dict[str, Any]) -> int:
+    """Characters of prompt text in one chat message."""
+    return _text_len(message.get("content"))
+
+
 def prompt_chars(body: dict[str, Any]) -> int:
     """Characters of prompt text in a chat or generate body (system, messages, prompt)."""
     n = _text_len(body.get("system")) + _text_len(body.get("prompt"))

@@ -95,8 +95,12 @@ class Proxy:
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
-        broken = self.breakers.open_nodes(now) | self.registry.paused
-        ejected = self.outliers.ejected(now) - broken
+        broken = self.breakers.open_nodes(now)
+        if self.registry.paused:
+            broken = broken | self.registry.paused
+        ejected = self.outliers.ejected(now)
+        if ejected and broken:
+            ejected = ejected - broken
 
         def rank(out: frozenset[str]) -> list[Candidate]:
             return self.scorer.rank(
