@@ -54,6 +54,8 @@ def json_type(value: Any) -> str:
 
 def flaw(value: str, *, free_text: bool = False) -> str | None:
     """Why `value` cannot be used as a name or label (None if it can)."""
+    if value.isascii() and value.isprintable():  # the usual case: no control character, no surrogate
+        return None
     for ch in value:
         if free_text and ch in _FREE_TEXT_OK:
             continue
@@ -111,24 +113,47 @@ def query_int(args: Mapping[str, str], name: str, default: int, lo: int, hi: int
 def json_values(body: Any) -> None:
     """Reject what a decoded JSON body must not carry anywhere: nesting deeper than MAX_DEPTH, integers
     outside 64 bits, non-finite floats (`1e999` decodes to inf). Iterative, so depth cannot exhaust the stack."""
-    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
+    # Each entry: (value, where, depth); `where` is (parent's where, key or index), turned into a path string only
+    # for an error message (most bodies have none, and formatting a path per value cost more than the checks).
+    stack: list[tuple[Any, Any, int]] = [(body, None, 0)]
     while stack:
-        value, path, depth = stack.pop()
+        value, where, depth = stack.pop()
         if isinstance(value, dict):
             if depth >= MAX_DEPTH:
-                raise BadRequest(f"request body nested deeper than {MAX_DEPTH} levels", param=path or None)
-            stack += [(v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in value.items()]
+                raise BadRequest(
+                    f"request body nested deeper than {MAX_DEPTH} levels", param=_path(where) or None
+                )
+            stack += [(v, (where, k), depth + 1) for k, v in value.items()]
         elif isinstance(value, list):
             if depth >= MAX_DEPTH:
-                raise BadRequest(f"request body nested deeper than {MAX_DEPTH} levels", param=path or None)
-            stack += [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+                raise BadRequest(
+                    f"request body nested deeper than {MAX_DEPTH} levels", param=_path(where) or None
+                )
+            stack += [(v, (where, i), depth + 1) for i, v in enumerate(value)]
         elif isinstance(value, bool):
             continue
         elif isinstance(value, int):
             if not INT_MIN <= value <= INT_MAX:
+                path = _path(where)
                 raise BadRequest(f"'{path}' is an integer out of range", param=path or None)
         elif isinstance(value, float) and not math.isfinite(value):
+            path = _path(where)
             raise BadRequest(f"'{path}' must be a finite number", param=path or None)
+
+
+def _path(where: Any) -> str:
+    """`a.b[2].c` from a `json_values` chain of (parent, key or index)."""
+    keys: list[Any] = []
+    while where is not None:
+        where, key = where
+        keys.append(key)
+    path = ""
+    for key in reversed(keys):
+        if isinstance(key, int) and not isinstance(key, bool):
+            path += f"[{key}]"
+        else:
+            path = f"{path}.{key}" if path else str(key)
+    return path
 
 
 def header_value(value: str, limit: int = MAX_HEADER_ECHO) -> str:

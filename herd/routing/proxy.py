@@ -154,7 +154,8 @@ class Proxy:
         best = decide(ranked)
         if best is None:
             return None
-        ranked = [best, *(c for c in ranked if c is not best)]
+        if best is not ranked[0]:
+            ranked = [best, *(c for c in ranked if c is not best)]
         return ranked, self.slots.reserve(best.node.node_id, facts.model)
 
     async def open(
