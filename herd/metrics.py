@@ -71,9 +71,17 @@ class Metrics:
             if count:
                 self.tokens[(rec.model, kind)] = self.tokens.get((rec.model, kind), 0) + count
         if rec.status == 200 and rec.duration is not None:
-            self.duration.setdefault(rec.model, Histogram()).observe(rec.duration)
+            _series(self.duration, rec.model).observe(rec.duration)
         if rec.ttft is not None:
-            self.ttft.setdefault(rec.model, Histogram()).observe(rec.ttft)
+            _series(self.ttft, rec.model).observe(rec.ttft)
+
+
+def _series(series: dict[str, Histogram], model: str) -> Histogram:
+    """The model's histogram (made on its first observation; `setdefault` would build one every call)."""
+    h = series.get(model)
+    if h is None:
+        h = series[model] = Histogram()
+    return h
 
 
 def _histogram(out: list[str], name: str, series: dict[str, Histogram]) -> None:

@@ -191,7 +191,8 @@ class Scorer:
         scored = [
             self._score(s, facts, in_flight, capacity, latency.get((s.node.node_id, model))) for s in pool
         ]
-        scored = self._explore(scored, latency, model)
+        if len(scored) > 1:  # a lone candidate is its own best measured one: exploring changes nothing
+            scored = self._explore(scored, latency, model)
         best_wait = min(min(c[1].total for c in scored), 1e9)
         out = []
         w = self.cfg.weights
@@ -226,7 +227,8 @@ class Scorer:
             ) / total_w
             out.append(Candidate(s.node, score, parts, full, s.hot, wait, est.saved))
         # equal scores go to the node predicted to finish first; the node id only when nothing tells them apart
-        out.sort(key=lambda c: (c.full, -c.score, c.est_wait, c.node.node_id))
+        if len(out) > 1:
+            out.sort(key=lambda c: (c.full, -c.score, c.est_wait, c.node.node_id))
         return out[: self.cfg.top]
 
     def _duration(self, stats: LatencyStats | None) -> float:

@@ -97,6 +97,12 @@ class _GuardedTCPServer(TCPServer):
         self._timer: trio.CancelScope | None = None
         self.client: tuple[str, int] | None = None
         self._held = b""  # a response head waiting for its body (`ClientLinks.hold_head`)
+        # The one timer of a guarded connection (see `_idle_timeout`): its deadline, whether a request is in
+        # progress (no deadline then), the event that ends a request's wait, and whether the connection ended.
+        self._deadline = inf
+        self._active = False
+        self._resumed = trio.Event()
+        self._ended = False
 
     async def run(self) -> None:
         if self.guard is None:
@@ -135,17 +141,63 @@ class _GuardedTCPServer(TCPServer):
             await self._write(data)
         if isinstance(event, Updated):
             self.waiting = self._between = event.idle
+            if self.guard is not None:  # one timer per connection: move its deadline, no task per request
+                if event.idle:
+                    self._active = False
+                    self._arm(trio.current_time() + self.config.keep_alive_timeout)
+                    self._resumed.set()
+                else:
+                    self._active = True
+                    self._resumed = trio.Event()
+                    self._arm(inf)
+                return
+        elif isinstance(event, Closed):
+            self._end()
         await super().protocol_send(event)
 
+    def _arm(self, deadline: float) -> None:
+        self._deadline = deadline
+        if self._timer is not None:
+            self._timer.deadline = deadline
+
+    def _end(self) -> None:
+        """The connection is over (the client's end of it, or the server's): the timer stops waiting; it closes
+        what is left unless a request is still running."""
+        self._ended = True
+        self._resumed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+
     async def _idle_timeout(self) -> None:
-        timeout = self.config.keep_alive_timeout
-        if self.guard is not None and not self._between:
-            timeout = self.guard.header_timeout
-        with trio.CancelScope() as self._timer:
-            if self._evicted:
-                self._timer.cancel()
-            with trio.move_on_after(timeout):
+        if self.guard is None:  # hypercorn's own timer (restarted per request)
+            with trio.move_on_after(self.config.keep_alive_timeout):
                 await self.context.terminated.wait()
+            with trio.CancelScope(shield=True):
+                await self._initiate_server_close()
+            return
+        # A guarded connection has one timer for its whole life, started by hypercorn when the connection opens
+        # (hypercorn restarts a task per request: a task start and a cancellation each time). Its deadline moves
+        # with the connection's state: the header deadline while a head is awaited, none while a request is in
+        # progress (the server's shutdown waits for it too), `keep_alive_timeout` between requests.
+        self._arm(trio.current_time() + self.guard.header_timeout)
+        while not self._ended:
+            with trio.CancelScope(deadline=self._deadline) as timer:
+                self._timer = timer
+                if self._evicted:
+                    timer.cancel()
+                if self._active:
+                    await self._resumed.wait()
+                else:
+                    await self.context.terminated.wait()
+            self._timer = None
+            if self._evicted or self._ended:
+                break
+            if self._active:
+                continue  # a request began as the deadline passed: it is not cut
+            if timer.cancelled_caught or self.context.terminated.is_set():
+                break  # idle past its deadline, or the server is shutting down
+        if self._ended and self._active:
+            return  # the client left mid-request: its end closes the connection, as hypercorn's timer has it
         with trio.CancelScope(shield=True):
             await self._initiate_server_close()
 
@@ -158,15 +210,16 @@ class _GuardedTCPServer(TCPServer):
                 break
             starting = bool(data) and self._between and self.guard is not None
             await self.protocol.handle(RawData(bytes(data)))
-            if starting and self._between:
-                # a new request began but its head is not complete yet (a complete one would have stopped the
-                # keep-alive timer): the rest of the head gets the header deadline
+            if starting and self._between and self.guard is not None:
+                # a new request began but its head is not complete yet (a complete one would have ended the
+                # keep-alive wait): the rest of the head gets the header deadline
                 self._between = False
-                await self.idle_task.restart(self._task_group, self._idle_timeout)
+                self._arm(trio.current_time() + self.guard.header_timeout)
             if data == b"":
                 break
         self._gone()
         await self.protocol.handle(Closed())
+        self._end()
 
     async def _write(self, data: bytes) -> None:
         lock = self.send_lock

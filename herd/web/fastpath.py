@@ -222,7 +222,11 @@ def _head(status: int, content_type: str, headers: dict[str, str], length: int |
     pairs = [(b"content-type", content_type.encode("latin-1"))]
     if length is not None:
         pairs.append((b"content-length", str(length).encode("latin-1")))
-    pairs += [(k.encode("latin-1"), safe_header(v.encode("latin-1", "replace"))) for k, v in headers.items()]
+    for k, v in headers.items():
+        if len(v) <= 256 and v.isascii() and v.isprintable() and v == v.strip():  # what herd echoes, mostly
+            pairs.append((k.encode("latin-1"), v.encode("ascii")))
+        else:
+            pairs.append((k.encode("latin-1"), safe_header(v.encode("latin-1", "replace"))))
     return {"type": "http.response.start", "status": status, "headers": pairs}
 
 
