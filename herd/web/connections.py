@@ -158,7 +158,7 @@ class _GuardedTCPServer(TCPServer):
     def _arm(self, deadline: float) -> None:
         self._deadline = deadline
         if self._timer is not None:
-            self._timer.deadline = deadline
+            self._timer.deadline = inf if self._active else deadline  # a running request's wait has none
 
     def _end(self) -> None:
         """The connection is over (the client's end of it, or the server's): the timer stops waiting; it closes
@@ -181,7 +181,7 @@ class _GuardedTCPServer(TCPServer):
         # progress (the server's shutdown waits for it too), `keep_alive_timeout` between requests.
         self._arm(trio.current_time() + self.guard.header_timeout)
         while not self._ended:
-            with trio.CancelScope(deadline=self._deadline) as timer:
+            with trio.CancelScope(deadline=inf if self._active else self._deadline) as timer:
                 self._timer = timer
                 if self._evicted:
                     timer.cancel()
