@@ -4,8 +4,10 @@ exposition format 0.0.4 served at `GET /metrics`."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from herd.routing.record import RequestRecord
 from herd.validate import storable
@@ -23,19 +25,23 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> str:
 
 @dataclass
 class Histogram:
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
-    counts: list[int] = field(default_factory=list)
+    buckets: tuple[float, ...] = LATENCY_BUCKETS  # ascending upper edges
+    per_bucket: list[int] = field(default_factory=list)  # values in (previous edge, edge]; none past the last
     total: float = 0.0
     n: int = 0
 
     def observe(self, value: float) -> None:
-        if not self.counts:
-            self.counts = [0] * len(self.buckets)
-        for i, edge in enumerate(self.buckets):
-            if value <= edge:
-                self.counts[i] += 1
+        if not self.per_bucket:
+            self.per_bucket = [0] * len(self.buckets)
+        i = bisect_left(self.buckets, value)  # the first edge >= value
+        if i < len(self.per_bucket) and value == value:  # NaN is below no edge
+            self.per_bucket[i] += 1
         self.total += value
         self.n += 1
+
+    def counts(self) -> list[int]:
+        """Observations <= each edge (Prometheus' cumulative `le` buckets)."""
+        return list(accumulate(self.per_bucket))
 
 
 class Metrics:
@@ -65,15 +71,23 @@ class Metrics:
             if count:
                 self.tokens[(rec.model, kind)] = self.tokens.get((rec.model, kind), 0) + count
         if rec.status == 200 and rec.duration is not None:
-            self.duration.setdefault(rec.model, Histogram()).observe(rec.duration)
+            _series(self.duration, rec.model).observe(rec.duration)
         if rec.ttft is not None:
-            self.ttft.setdefault(rec.model, Histogram()).observe(rec.ttft)
+            _series(self.ttft, rec.model).observe(rec.ttft)
+
+
+def _series(series: dict[str, Histogram], model: str) -> Histogram:
+    """The model's histogram (made on its first observation; `setdefault` would build one every call)."""
+    h = series.get(model)
+    if h is None:
+        h = series[model] = Histogram()
+    return h
 
 
 def _histogram(out: list[str], name: str, series: dict[str, Histogram]) -> None:
     out.append(f"# TYPE {name} histogram")
     for model, h in sorted(series.items()):
-        for edge, count in zip(h.buckets, h.counts, strict=True):
+        for edge, count in zip(h.buckets, h.counts(), strict=True):
             out.append(f"{name}_bucket{_labels([('model', model), ('le', str(edge))])} {count}")
         out.append(f"{name}_bucket{_labels([('model', model), ('le', '+Inf')])} {h.n}")
         out.append(f"{name}_sum{_labels([('model', model)])} {h.total}")

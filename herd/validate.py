@@ -54,6 +54,8 @@ def json_type(value: Any) -> str:
 
 def flaw(value: str, *, free_text: bool = False) -> str | None:
     """Why `value` cannot be used as a name or label (None if it can)."""
+    if value.isascii() and value.isprintable():  # the usual case: no control character, no surrogate
+        return None
     for ch in value:
         if free_text and ch in _FREE_TEXT_OK:
             continue
@@ -111,31 +113,70 @@ def query_int(args: Mapping[str, str], name: str, default: int, lo: int, hi: int
 def json_values(body: Any) -> None:
     """Reject what a decoded JSON body must not carry anywhere: nesting deeper than MAX_DEPTH, integers
     outside 64 bits, non-finite floats (`1e999` decodes to inf). Iterative, so depth cannot exhaust the stack."""
-    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
+    # Each entry: (value, where, depth); `where` is (parent's where, key or index), turned into a path string only
+    # for an error message (most bodies have none, and formatting a path per value cost more than the checks).
+    stack: list[tuple[Any, Any, int]] = [(body, None, 0)]
     while stack:
-        value, path, depth = stack.pop()
+        value, where, depth = stack.pop()
         if isinstance(value, dict):
             if depth >= MAX_DEPTH:
-                raise BadRequest(f"request body nested deeper than {MAX_DEPTH} levels", param=path or None)
-            stack += [(v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in value.items()]
+                raise BadRequest(
+                    f"request body nested deeper than {MAX_DEPTH} levels", param=_path(where) or None
+                )
+            stack += [(v, (where, k), depth + 1) for k, v in value.items()]
         elif isinstance(value, list):
             if depth >= MAX_DEPTH:
-                raise BadRequest(f"request body nested deeper than {MAX_DEPTH} levels", param=path or None)
-            stack += [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+                raise BadRequest(
+                    f"request body nested deeper than {MAX_DEPTH} levels", param=_path(where) or None
+                )
+            stack += [(v, (where, i), depth + 1) for i, v in enumerate(value)]
         elif isinstance(value, bool):
             continue
         elif isinstance(value, int):
             if not INT_MIN <= value <= INT_MAX:
+                path = _path(where)
                 raise BadRequest(f"'{path}' is an integer out of range", param=path or None)
         elif isinstance(value, float) and not math.isfinite(value):
+            path = _path(where)
             raise BadRequest(f"'{path}' must be a finite number", param=path or None)
+
+
+def _path(where: Any) -> str:
+    """`a.b[2].c` from a `json_values` chain of (parent, key or index)."""
+    keys: list[Any] = []
+    while where is not None:
+        where, key = where
+        keys.append(key)
+    path = ""
+    for key in reversed(keys):
+        if isinstance(key, int) and not isinstance(key, bool):
+            path += f"[{key}]"
+        else:
+            path = f"{path}.{key}" if path else str(key)
+    return path
 
 
 def header_value(value: str, limit: int = MAX_HEADER_ECHO) -> str:
     """A value safe to echo in a response header: printable ASCII (anything else percent-encoded, so no CR/LF
     can split the header), at most `limit` characters (longer values are cut and end with '...')."""
-    safe = quote(value.encode("utf-8", "replace"), safe=" !\"#$&'()*+,/:;<=>?@[\\]^`{|}~")
+    if value.isascii() and value.isprintable() and "%" not in value:
+        safe = value  # what quote() would return: printable ASCII but '%' is all in its safe set
+    else:
+        safe = quote(value.encode("utf-8", "replace"), safe=" !\"#$&'()*+,/:;<=>?@[\\]^`{|}~")
     return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+MAX_HEADER_BYTES = 8192  # a response header value's bound (the net under what routes echo)
+
+
+def safe_header(value: bytes) -> bytes:
+    """A response header value as h11 accepts it: no CR, LF or NUL (they would split or break the header),
+    and bounded (routes bound what they echo; this is the net under them). Used by both web layers."""
+    if len(value) > MAX_HEADER_BYTES:
+        value = value[:MAX_HEADER_BYTES]
+    if b"\r" in value or b"\n" in value or b"\x00" in value:
+        value = value.replace(b"\r", b" ").replace(b"\n", b" ").replace(b"\x00", b"")
+    return value.strip()
 
 
 def storable(value: str) -> str:

@@ -66,6 +66,49 @@ async def test_client_leaving_a_non_stream_request_frees_slot_and_node(
     assert fleet.router.services.recorder.recent[-1].status == 499
 
 
+async def test_without_the_connection_signal_a_watcher_task_hears_the_client_leave(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """HTTP/2 (a client may cancel one stream of a connection) has no connection-level signal: a watcher task
+    reads the ASGI disconnect and cancels the request, which frees the slot and the node as on HTTP/1.1."""
+    nodes = {"n1": FakeOllama([FakeModel(MODEL)], loaded=[MODEL], chunk_delay=0.05, num_chunks=1000)}
+    fleet = await start_fleet(nursery, tmp_path, nodes)
+    fake, app = nodes["n1"], fleet.router.web.app
+    port = int(fleet.url.rsplit(":", 1)[1])
+    body = json.dumps(CHAT).encode()
+    to_app, from_client = trio.open_memory_channel[dict[str, object]](4)
+    await to_app.send({"type": "http.request", "body": body, "more_body": False})
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "http_version": "2",
+        "method": "POST",
+        "path": "/api/chat",
+        "raw_path": b"/api/chat",
+        "query_string": b"",
+        "headers": [(b"host", b"localhost"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", port),
+        "scheme": "http",
+        "root_path": "",
+    }
+    async with trio.open_nursery() as inner:
+        inner.start_soon(app, scope, from_client.receive, send)
+        with trio.fail_after(10):  # hang guard only
+            while not fleet.router.slots.total():  # noqa: ASYNC110 (the request is another task)
+                await trio.sleep(0.01)
+        await to_app.send({"type": "http.disconnect"})  # the client cancels its stream
+    with trio.fail_after(10):  # hang guard only
+        while fake.cancelled_streams == 0:  # noqa: ASYNC110 (polls another server)
+            await trio.sleep(0.01)
+    assert fleet.router.slots.total() == 0 and not sent  # nothing was answered: the request was cancelled
+    assert fleet.router.services.recorder.recent[-1].status == 499
+
+
 async def test_body_that_never_arrives_is_a_408_in_the_callers_dialect(
     nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import trio
 import trio.testing
+from fake_ollama import FakeModel, FakeOllama
 from harness import start_fleet
 from test_node_agent import free_port
 
@@ -91,6 +92,44 @@ async def test_the_budget_evicts_waiting_connections_for_new_ones(
         assert await closed(s)  # the oldest slow ones made room
     for s in slow:
         await s.aclose()
+
+
+CHAT = b'{"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}], "stream": false}'
+POST = b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % len(CHAT)
+
+
+async def test_one_timer_per_connection_follows_its_state(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The connection's one timer: no deadline while a request runs (a reply slower than both timeouts is not
+    cut), the 75 s keep-alive between requests, and a client that leaves mid-request ends its connection."""
+    slow_node = FakeOllama([FakeModel("llama3.2:3b")], loaded=["llama3.2:3b"], chunk_delay=20.0, num_chunks=5)
+    fleet = await start_fleet(nursery, tmp_path, {"n1": slow_node}, header_timeout=5.0)
+    guard = fleet.router.web.connections
+    conn = await connect(fleet.url)
+    start = trio.current_time()
+    await conn.send_all(POST + CHAT)  # answered after 5 x 20 s: past the header and the keep-alive timeouts
+    got = b""
+    while b'"done":true' not in got:
+        got += await conn.receive_some(65536)
+    assert got.startswith(b"HTTP/1.1 200") and trio.current_time() - start >= 100.0
+    start = trio.current_time()
+    assert await closed(conn)  # then idle: closed after the keep-alive timeout
+    assert trio.current_time() - start == 75.0
+    with trio.fail_after(1e6):  # hang guard only (virtual time)
+        while guard.open:  # noqa: ASYNC110 (the server's connection tasks end on their own)
+            await trio.sleep(1)
+    await fleet.beat("n1")  # virtual minutes passed: the node reports again
+    others = len(guard.open)  # the test's own HTTP client keeps its connection
+    leaver = await connect(fleet.url)
+    await leaver.send_all(POST + CHAT)
+    await trio.sleep(30)  # mid-request
+    assert len(guard.open) == others + 1 and fleet.router.slots.total() == 1
+    await leaver.aclose()
+    with trio.fail_after(60):  # well before any timeout: the request is cancelled, the connection ends
+        while len(guard.open) > others or fleet.router.slots.total():  # noqa: ASYNC110 (server tasks end alone)
+            await trio.sleep(0.1)
+    assert slow_node.cancelled_streams == 1
 
 
 CHILD = """

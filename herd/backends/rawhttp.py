@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import h11
 import trio
 
-from herd.backends.upstream import UpstreamError, UpstreamResponse
+from herd.backends.upstream import UpstreamError
 from herd.config import UpstreamConfig
 
 RECV = 65536
@@ -100,6 +100,9 @@ class _Response:
             raise UpstreamError("read", f"broken response body: {exc}") from exc
         return b"".join(out)
 
+    def done(self) -> bool:
+        return self.complete
+
     def chunks(self) -> AsyncIterator[bytes]:
         return self
 
@@ -142,15 +145,51 @@ class _Response:
         return b"".join([data async for data in self])
 
 
-def _request(method: str, url: str, body: bytes, content_type: str, headers: Mapping[str, str] | None) -> Any:
+@lru_cache(
+    maxsize=1024
+)  # a fleet has a handful of node URLs; parsing one costs more than the rest of the head
+def _target(url: str) -> tuple[tuple[str, int], str, str]:
+    """(host, port), request target and Host header of a backend URL."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise UpstreamError("connect", f"unsupported backend URL {url!r} (plain http only)")
     target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    head = [("Host", parts.netloc), ("Accept", "*/*"), ("Content-Type", content_type)]
+    return (parts.hostname, parts.port or 80), target, parts.netloc
+
+
+def _request(method: str, url: str, body: bytes, content_type: str, headers: Mapping[str, str] | None) -> Any:
+    key, target, netloc = _target(url)
+    head = [("Host", netloc), ("Content-Type", content_type)]
     head.append(("Content-Length", str(len(body))))
-    head += [(k, v) for k, v in (headers or {}).items() if not {"\r", "\n"} & set(k + v)]
-    return (parts.hostname, parts.port or 80), h11.Request(method=method, target=target, headers=head)
+    if headers:
+        head += [(k, v) for k, v in headers.items() if not {"\r", "\n"} & set(k + v)]
+    return key, h11.Request(method=method, target=target, headers=head)
+
+
+class _Exchange:
+    """`RawUpstream.stream`'s context manager (a class: this runs once per proxied request)."""
+
+    __slots__ = ("_body", "_conn", "_key", "_request", "_resp", "_up")
+
+    def __init__(
+        self,
+        up: RawUpstream,
+        method: str,
+        url: str,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        self._up = up
+        self._body = body
+        self._key, self._request = _request(method, url, body, content_type, headers)
+
+    async def __aenter__(self) -> _Response:
+        self._conn, self._resp = await self._up._open(self._key, self._request, self._body)
+        return self._resp
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._up._close(self._key, self._conn, self._resp)
 
 
 class RawUpstream:
@@ -186,17 +225,19 @@ class RawUpstream:
         chunked = any(k == b"transfer-encoding" and b"chunked" in v.lower() for k, v in event.headers)
         return _Response(conn, event.status_code, chunked)
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str,
         url: str,
         body: bytes | None = None,
         content_type: str = "application/json",
         headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[UpstreamResponse]:
-        payload = body or b""
-        key, request = _request(method, url, payload, content_type, headers)
+    ) -> _Exchange:
+        return _Exchange(self, method, url, body or b"", content_type, headers)
+
+    async def _open(
+        self, key: tuple[str, int], request: h11.Request, payload: bytes
+    ) -> tuple[_Conn, _Response]:
         pool = self._idle.get(key)
         conn = pool.pop() if pool else None
         reused = conn is not None
@@ -204,24 +245,24 @@ class RawUpstream:
             conn = await self._connect(*key)
         try:
             try:
-                resp = await self._exchange(conn, request, payload, reused)
+                return conn, await self._exchange(conn, request, payload, reused)
             except _StaleConnection:
                 await trio.aclose_forcefully(conn.stream)
                 conn = await self._connect(*key)
-                resp = await self._exchange(conn, request, payload, False)
+                return conn, await self._exchange(conn, request, payload, False)
         except BaseException:
             await trio.aclose_forcefully(conn.stream)
             raise
-        try:
-            yield resp
-        finally:
-            if resp.complete and conn.reusable():
-                idle = self._idle.setdefault(key, deque())
-                idle.append(conn)
-                if len(idle) > self.cfg.max_keepalive:
-                    await trio.aclose_forcefully(idle.popleft().stream)
-            else:
-                await trio.aclose_forcefully(conn.stream)
+
+    async def _close(self, key: tuple[str, int], conn: _Conn, resp: _Response) -> None:
+        """Back to the pool when the response was read to its end and both sides may go on; else closed."""
+        if resp.complete and conn.reusable():
+            idle = self._idle.setdefault(key, deque())
+            idle.append(conn)
+            if len(idle) > self.cfg.max_keepalive:
+                await trio.aclose_forcefully(idle.popleft().stream)
+        else:
+            await trio.aclose_forcefully(conn.stream)
 
     async def get(self, url: str) -> tuple[int, bytes]:
         async with self.stream("GET", url) as resp:

@@ -32,6 +32,10 @@ class UpstreamResponse(Protocol):
         lines in one go instead of one send per chunk."""
         ...
 
+    def done(self) -> bool:
+        """The whole body has been received and framed: the next read ends the body without any I/O."""
+        ...
+
     async def read(self) -> bytes: ...
 
 

@@ -26,6 +26,7 @@ class Registry:
         self._changed = trio.Event()
         self._on_swap = on_swap
         self.paused: set[str] = set()  # nodes an operator took out of rotation (kept across heartbeats)
+        self._served: tuple[FleetSnapshot, dict[str, bool]] = (self.snapshot, {})
 
     def _swap(self, snap: FleetSnapshot) -> None:
         if snap is self.snapshot:
@@ -34,6 +35,18 @@ class Registry:
         self._changed.set()
         self._changed = trio.Event()
         self._on_swap()
+
+    def serves(self, model: str) -> bool:
+        """`snapshot.serves(model)`, remembered until the next snapshot (asked once per finished request)."""
+        snap, memo = self._served
+        if snap is not self.snapshot:
+            snap, memo = self._served = (self.snapshot, {})
+        known = memo.get(model)
+        if known is None:
+            if len(memo) >= 1024:  # names come from callers: bounded
+                memo.clear()
+            known = memo[model] = snap.serves(model)
+        return known
 
     async def wait_changed(self) -> None:
         """Return after the next snapshot swap."""

@@ -19,6 +19,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0")
 APP_ORIGINS = ("app://*", "file://*", "tauri://*", "vscode-webview://*")
@@ -130,6 +131,11 @@ def allowed_host(host: str | None, own_names: Iterable[str] = ()) -> bool:
     name = host_name(host or "")
     if name in ("", "localhost") or name in {n.lower() for n in own_names if n}:
         return True
+    return _local_name(name)
+
+
+@lru_cache(maxsize=256)  # asked on every request of a loopback router, mostly with the same one or two names
+def _local_name(name: str) -> bool:
     try:
         ip = ipaddress.ip_address(name)
     except ValueError:

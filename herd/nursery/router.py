@@ -8,6 +8,7 @@ at most `graceful_timeout`, then cancels every other duty.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -36,6 +37,7 @@ from herd.nursery.announce import Announcer
 from herd.nursery.supervise import Supervised
 from herd.observe.broadcaster import Broadcaster
 from herd.observe.fleet_view import fleet_status
+from herd.reqscope import ClientLinks
 from herd.routing.affinity import AffinityBook, remember_sink
 from herd.routing.breaker import Breakers
 from herd.routing.capacity import capacity_in
@@ -119,7 +121,7 @@ class Router:
                 starting=self.memory.starting,
             ),
             latency=self.latency,
-            recorder=Recorder(self.latency, known=lambda model: self.registry.snapshot.serves(model)),
+            recorder=Recorder(self.latency, known=self.registry.serves),
             metrics=Metrics(),
             settings=settings,
             policy=PolicyConfig(
@@ -154,8 +156,9 @@ class Router:
         sec = cfg.security
         self.api_keys = ApiKeys(sec.api_keys, sec.api_keys_file)
         self.key_reloader = KeyReloader(self.api_keys) if sec.api_keys_file else None
+        self.links = ClientLinks()  # clients that leave, from the connection layer to the fast path
         self.guard = Guard(
-            FastPath(create_app(self.services, self.broadcaster), self.services),
+            FastPath(create_app(self.services, self.broadcaster), self.services, self.links),
             Policy(
                 origins=OriginPolicy(sec.origins),
                 check_host=is_loopback_bind(cfg.host),
@@ -176,6 +179,8 @@ class Router:
             on_unexpected=self.services.metrics.count_unexpected,
             header_timeout=cfg.header_timeout,
             max_connections=cfg.max_connections,
+            owned=FastPath.owns,  # the fast path owns its requests' stack and final send
+            links=self.links,
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)
@@ -270,6 +275,11 @@ async def main_router(cfg: RouterConfig, write: Callable[[str], None] = _print) 
     duties = optional_duties(cfg)
     duties.append(lambda svc, urls: Announcer(cfg, svc, urls, write))
     router = Router(cfg, duties=duties)
+    # The start-up heap (modules, the app, the components) lives as long as the process: move it out of the
+    # cyclic collector's sight, so its occasional full collections walk only what requests create (a full
+    # collection over the whole heap cost ~13 µs per request, amortised, on the proxy bench).
+    gc.collect()
+    gc.freeze()
     await run_until_signalled(router, router.stop)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from herd.routing.estimate import CHARS_PER_TOKEN, prompt_chars
+from herd.routing.estimate import CHARS_PER_TOKEN, message_chars
 
 AFFINITY_PATHS = (
     "/api/chat",
@@ -65,7 +65,7 @@ def prefixes(model: str, body: Mapping[str, Any]) -> Prefixes:
             if not isinstance(m, dict):
                 continue
             raw = json.dumps([m.get("role"), m.get("content"), m.get("images")], sort_keys=True).encode()
-            parts.append((raw + b"\0", prompt_chars({"messages": [m]})))
+            parts.append((raw + b"\0", message_chars(m)))
         return Prefixes(_hash_chain(parts, seed + "chat"))
     context = body.get("context")
     if isinstance(context, list) and context:

@@ -60,7 +60,10 @@ async def attempt(
                 chunks = req.wrap(chunks)
                 scope.push_async_callback(chunks.aclose)  # type: ignore[attr-defined]  # an async generator
             # a burst the node already sent goes on in one block (`ready`: no I/O)
-            lines = LineStream(chunks, ucfg.idle_timeout, resp.ready if req.wrap is None else None)
+            raw = req.wrap is None
+            lines = LineStream(
+                chunks, ucfg.idle_timeout, resp.ready if raw else None, resp.done if raw else None
+            )
             await lines.prime()
     if cs.cancelled_caught:
         what = "response" if lines is None else "first byte"

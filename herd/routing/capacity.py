@@ -27,4 +27,7 @@ def capacity_in(
     node = snap.nodes.get(node_id)
     if node is None:
         return default_parallel
-    return node_capacity(node, default_parallel, book.speed_by_concurrency(node_id, model))
+    hb = node.heartbeat
+    if hb.host.mem_total and usable_memory(hb) / hb.host.mem_total < PRESSURE_FRACTION:
+        return 1
+    return book.effective_parallel(node_id, model, max(1, hb.parallel or default_parallel))  # remembered

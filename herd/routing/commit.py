@@ -106,6 +106,8 @@ def complete(body: bytes, native: bool, expects_done: bool) -> str:
         return GO
     stripped = body.rstrip()
     last = stripped[stripped.rfind(b"\n") + 1 :]
+    if b'"error"' not in last and (b'"done":true' in last or b'"done": true' in last):
+        return GO  # a done line with no error key: complete (the relay parses it once, for its counts)
     verdict = _ollama_line(last) if last else "error: empty response"
     if verdict.startswith("error"):
         return verdict

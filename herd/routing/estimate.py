@@ -11,6 +11,7 @@ rates are learned from the node's real counts, so the estimate only has to be co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,11 @@ def _text_len(value: Any) -> int:
     if isinstance(value, list):  # OpenAI/Anthropic content parts
         return sum(_text_len(p.get("text") if isinstance(p, dict) else p) for p in value)
     return 0
+
+
+def message_chars(message: dict[str, Any]) -> int:
+    """Characters of prompt text in one chat message."""
+    return _text_len(message.get("content"))
 
 
 def prompt_chars(body: dict[str, Any]) -> int:
@@ -113,9 +119,15 @@ def finish_time(
 
 
 def request_facts(
-    body: dict[str, Any], model: str, needs: frozenset[str], book: LatencyBook, cfg: ScoringConfig
+    body: dict[str, Any],
+    model: str,
+    needs: frozenset[str],
+    book: LatencyBook,
+    cfg: ScoringConfig,
+    cached: Mapping[str, int] | None = None,
 ) -> Facts:
-    """What scoring needs to know about a request: context size, capabilities, prompt and output sizes."""
+    """What scoring needs to know about a request: context size, capabilities, prompt and output sizes, and
+    (affinity) how much of its prompt each node already holds."""
     options = body.get("options")
     num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
     prompt, limit = request_size(body)
@@ -125,4 +137,5 @@ def request_facts(
         prompt_tokens=prompt,
         needs=needs,
         output_tokens=expected_output(limit, book.model_output(model), cfg.default_output),
+        cached=cached if cached is not None else {},
     )

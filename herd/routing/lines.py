@@ -1,7 +1,9 @@
 """Upstream bytes → complete lines, with the first-byte and idle deadlines applied per read.
 
 `herd.routing.proxy` primes one `LineStream` per attempt (reading the first chunk decides "before first byte");
-the relays in `herd.routing.relay` iterate it. A silent backend becomes `UpstreamError("idle")`.
+the relays in `herd.routing.relay` iterate it. A silent backend becomes `UpstreamError("idle")`. A read that
+cannot wait (the upstream already framed the whole body: `done`) skips the idle deadline's cancel scope, so a
+reply the node sent in one piece costs no scope at all.
 """
 
 from __future__ import annotations
@@ -14,22 +16,30 @@ from herd.backends.upstream import UpstreamError
 
 
 class LineStream:
-    __slots__ = ("_buf", "_chunks", "_eof", "_idle", "_ready")
+    __slots__ = ("_buf", "_chunks", "_done", "_eof", "_idle", "_ready")
 
     def __init__(
-        self, chunks: AsyncIterator[bytes], idle_timeout: float, ready: Callable[[], bytes] | None = None
+        self,
+        chunks: AsyncIterator[bytes],
+        idle_timeout: float,
+        ready: Callable[[], bytes] | None = None,
+        done: Callable[[], bool] | None = None,
     ) -> None:
         """`ready`: what the upstream has already received beyond the chunk just read (no waiting), so a burst
-        of lines goes out in one block."""
+        of lines goes out in one block. `done`: the upstream has framed the whole body (the next read is its
+        end, with no I/O)."""
         self._chunks = chunks
         self._idle = idle_timeout
         self._ready = ready
+        self._done = done
         self._buf = b""
         self._eof = False
 
     async def _read(self) -> bool:
         """Append the next chunk to the buffer (waiting at most the idle timeout); False at end of stream.
         (`_read_now` inlined: this runs once per token.)"""
+        if self._done is not None and self._done():
+            return await self._read_now()  # nothing left to wait for: no deadline needed
         with trio.move_on_after(self._idle):
             try:
                 chunk = await anext(self._chunks)
@@ -65,7 +75,7 @@ class LineStream:
         return answer
 
     async def read_all(self) -> bytes:
-        while await self._read():
+        while not self._eof and await self._read():
             pass
         data, self._buf = self._buf, b""
         return data

@@ -11,8 +11,8 @@ as before. Which origins need signing is derived from the registry's snapshot, o
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from urllib.parse import urlsplit
 
 from herd.backends.upstream import Upstream, UpstreamResponse
@@ -54,19 +54,17 @@ class SigningUpstream:
             self._seen, self._origins = snap, signed_origins(snap)
         return bool(self._origins) and origin(url) in self._origins
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str,
         url: str,
         body: bytes | None = None,
         content_type: str = "application/json",
         headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[UpstreamResponse]:
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
         if self.needs_signature(url) and not (headers and SIGNATURE in headers):
             headers = {**(headers or {}), **sign(self.token, method, target(url), body or b"", time.time())}
-        async with self.inner.stream(method, url, body, content_type, headers) as resp:
-            yield resp
+        return self.inner.stream(method, url, body, content_type, headers)
 
     async def get(self, url: str) -> tuple[int, bytes]:
         async with self.stream("GET", url) as resp:

@@ -48,7 +48,13 @@ HEALTHY = NodeOutliers()
 
 
 def recent(state: NodeOutliers, now: float, cfg: OutlierConfig) -> tuple[tuple[float, bool], ...]:
-    return tuple(o for o in state.outcomes if now - o[0] <= cfg.max_age)[-cfg.window :]
+    """The outcomes at most `max_age` old, the last `window` of them (outcomes are in time order: the old ones
+    are a prefix)."""
+    outcomes = state.outcomes
+    start, n = 0, len(outcomes)
+    while start < n and now - outcomes[start][0] > cfg.max_age:
+        start += 1
+    return outcomes[start:][-cfg.window :]
 
 
 def failure_rate(outcomes: Iterable[tuple[float, bool]]) -> tuple[int, int]:

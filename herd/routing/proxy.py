@@ -14,7 +14,6 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from typing import Any
 
 import trio
@@ -96,8 +95,12 @@ class Proxy:
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
         now = trio.current_time()
-        broken = self.breakers.open_nodes(now) | self.registry.paused
-        ejected = self.outliers.ejected(now) - broken
+        broken = self.breakers.open_nodes(now)
+        if self.registry.paused:
+            broken = broken | self.registry.paused
+        ejected = self.outliers.ejected(now)
+        if ejected and broken:
+            ejected = ejected - broken
 
         def rank(out: frozenset[str]) -> list[Candidate]:
             return self.scorer.rank(
@@ -151,7 +154,8 @@ class Proxy:
         best = decide(ranked)
         if best is None:
             return None
-        ranked = [best, *(c for c in ranked if c is not best)]
+        if best is not ranked[0]:
+            ranked = [best, *(c for c in ranked if c is not best)]
         return ranked, self.slots.reserve(best.node.node_id, facts.model)
 
     async def open(
@@ -201,16 +205,17 @@ class Proxy:
         native: dict[str, Any] | None,
     ) -> Opened:
         rec.model, path = model, rec.path
-        facts = request_facts(plan.body, model, plan.needs, self.latency, self.scorer.cfg)
+        now = trio.current_time()
+        cached = None
         if self.affinity is not None and path in AFFINITY_PATHS:
-            rec.prefix, cached = lookup(self.affinity, model, plan.body, trio.current_time())
-            facts = replace(facts, cached=cached)
+            rec.prefix, cached = lookup(self.affinity, model, plan.body, now)
+        facts = request_facts(plan.body, model, plan.needs, self.latency, self.scorer.cfg, cached)
         tried: set[str] = set()
         failures: list[str] = []
         last_status: UpstreamStatus | None = None
         queue_wait = 0.0
-        deadline = trio.current_time() + self.cfg.routing.queue_timeout
-        hold = trio.current_time() + self.cfg.fleet.heartbeat_interval  # for a remembered node to report
+        deadline = now + self.cfg.routing.queue_timeout
+        hold = now + self.cfg.fleet.heartbeat_interval  # for a remembered node to report
         while len(tried) <= self.cfg.max_retries:
             starting = self.starting(model)
             try:
@@ -240,8 +245,9 @@ class Proxy:
             stack.push_async_callback(scope.aclose)
             scope.callback(self.slots.release, node.node_id, model)
             rec.concurrency = concurrency
-            self.breakers.attempt(node.node_id, trio.current_time())
-            self.outliers.attempt(node.node_id, trio.current_time())
+            now = trio.current_time()
+            self.breakers.attempt(node.node_id, now)
+            self.outliers.attempt(node.node_id, now)
             body, protected = body_for(plan, node, model)
             rec.context_protected = protected
             verdict = False

@@ -16,8 +16,11 @@ class Pulse:
         self._event = trio.Event()
 
     def fire(self) -> None:
-        self._event.set()
-        self._event = trio.Event()
+        if (
+            self._event.statistics().tasks_waiting
+        ):  # nobody waiting: nothing to wake (every slot release fires)
+            self._event.set()
+            self._event = trio.Event()
 
     async def wait(self) -> None:
         await self._event.wait()

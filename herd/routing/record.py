@@ -65,6 +65,7 @@ class RequestRecord:
     affinity: str | None = None  # "hit" / "miss" when the request has a prompt to cache, else None
     prefix: Any = None  # `herd.routing.affinity.Prefixes` of the prompt, remembered when the response ends
     est_finish: float | None = None  # the winner's predicted seconds to the last token
+    perf_inputs: dict[str, Any] | None = None  # `timings(final)`, worked out once when the record finishes
 
     def response_headers(self) -> dict[str, str]:
         """What every proxied response tells the caller about its routing."""
@@ -152,6 +153,7 @@ class Recorder:
     def finish(self, rec: RequestRecord) -> None:
         rec.duration = trio.current_time() - rec.started
         _tokens(rec)
+        rec.perf_inputs = timings(rec.final)
         if rec.model != UNKNOWN and not self.known(rec.model):
             # metrics series and analytics keys only for names the fleet knows: a caller cannot grow them
             rec.model = UNKNOWN
@@ -166,7 +168,7 @@ class Recorder:
                 rec.duration,
                 rec.concurrency,
                 at=trio.current_time(),
-                **timings(rec.final),
+                **rec.perf_inputs,
             )
         self.recent.append(rec)
         for sink in self.sinks:

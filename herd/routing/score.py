@@ -191,29 +191,44 @@ class Scorer:
         scored = [
             self._score(s, facts, in_flight, capacity, latency.get((s.node.node_id, model))) for s in pool
         ]
-        scored = self._explore(scored, latency, model)
+        if len(scored) > 1:  # a lone candidate is its own best measured one: exploring changes nothing
+            scored = self._explore(scored, latency, model)
         best_wait = min(min(c[1].total for c in scored), 1e9)
         out = []
         w = self.cfg.weights
-        total_w = sum(getattr(w, name) for name in SIGNALS)
+        total_w = w.thermal + w.memory + w.queue + w.wait + w.role + w.availability + w.context + w.strain
+        total_w += w.outlook
         floor = self.cfg.wait_floor
         for s, est, queue, context, full in scored:
             wait = est.total
+            relative = (best_wait + floor) / (min(wait, 1e9) + floor)
+            ahead = outlook(s.node.heartbeat, self._duration(latency.get((s.node.node_id, model))))
             parts = {
                 "thermal": s.thermal,
                 "memory": s.memory,
                 "queue": queue,
-                "wait": (best_wait + floor) / (min(wait, 1e9) + floor),
+                "wait": relative,
                 "role": s.role,
                 "availability": s.availability,
                 "context": context,
                 "strain": s.strain,
-                "outlook": outlook(s.node.heartbeat, self._duration(latency.get((s.node.node_id, model)))),
+                "outlook": ahead,
             }
-            score = sum(getattr(w, k) * v for k, v in parts.items()) / total_w
+            score = (
+                w.thermal * s.thermal
+                + w.memory * s.memory
+                + w.queue * queue
+                + w.wait * relative
+                + w.role * s.role
+                + w.availability * s.availability
+                + w.context * context
+                + w.strain * s.strain
+                + w.outlook * ahead
+            ) / total_w
             out.append(Candidate(s.node, score, parts, full, s.hot, wait, est.saved))
         # equal scores go to the node predicted to finish first; the node id only when nothing tells them apart
-        out.sort(key=lambda c: (c.full, -c.score, c.est_wait, c.node.node_id))
+        if len(out) > 1:
+            out.sort(key=lambda c: (c.full, -c.score, c.est_wait, c.node.node_id))
         return out[: self.cfg.top]
 
     def _duration(self, stats: LatencyStats | None) -> float:

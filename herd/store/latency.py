@@ -14,6 +14,7 @@ import logging
 import math
 import sqlite3
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -128,15 +129,18 @@ class LatencyStore(BatchWriter):
         """Recorder sink: never blocks; a full channel drops the observation."""
         if rec.status != 200 or rec.error or not rec.node_id or rec.ttft is None or rec.duration is None:
             return
-        self.offer_row(
-            {
-                "ts": rec.started_at,
-                "node": rec.node_id,
-                "model": rec.model,
-                "ttft_s": rec.ttft,
-                "tokens_per_s": rec.tokens_per_s or 0.0,
-                "duration_s": rec.duration,
-                "concurrency": rec.concurrency,
-                **timings(rec.final),
-            }
-        )
+        self.offer_row(partial(row_of, rec))  # built in the writer's thread
+
+
+def row_of(rec: RequestRecord) -> dict[str, Any]:
+    """The latency row of a finished, successful request."""
+    return {
+        "ts": rec.started_at,
+        "node": rec.node_id,
+        "model": rec.model,
+        "ttft_s": rec.ttft,
+        "tokens_per_s": rec.tokens_per_s or 0.0,
+        "duration_s": rec.duration,
+        "concurrency": rec.concurrency,
+        **(rec.perf_inputs if rec.perf_inputs is not None else timings(rec.final)),
+    }

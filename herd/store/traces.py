@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -163,11 +165,57 @@ def open_db(path: Path) -> sqlite_utils.Database:
     return db
 
 
+@lru_cache(maxsize=8)
+def _second(sec: int) -> str:
+    return datetime.fromtimestamp(sec, UTC).isoformat()[:19]  # YYYY-MM-DDTHH:MM:SS
+
+
+def iso_ms(ts: float) -> str:
+    """`datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")`, the date and time of day formatted
+    once per second: the microseconds are rounded half-even as datetime rounds them, then truncated to ms."""
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    sec = int(whole)
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    elif us < 0:
+        sec, us = sec - 1, us + 1_000_000
+    return f"{_second(sec)}.{us // 1000:03d}+00:00"
+
+
+def _plain_text(rec: RequestRecord) -> bool:
+    """Whether no text field of the record can hold a lone surrogate (the JSON columns are ASCII)."""
+    try:
+        text = "".join(
+            (
+                rec.dialect,
+                rec.path,
+                rec.requested_model,
+                rec.model,
+                rec.node_id or "",
+                rec.error or "",
+                rec.fallback or "",
+                rec.client or "",
+                rec.affinity or "",
+                rec.app,
+            )
+        )
+    except TypeError:  # not text after all: let `row_of` look at every value
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def row_of(rec: RequestRecord) -> dict[str, Any]:
     """The trace row of a finished request; text is made storable (lone surrogates become U+FFFD)."""
     row = {
         "ts": rec.started_at,
-        "time": datetime.fromtimestamp(rec.started_at, UTC).isoformat(timespec="milliseconds"),
+        "time": iso_ms(rec.started_at),
         "dialect": rec.dialect,
         "path": rec.path,
         "requested_model": rec.requested_model,
@@ -195,6 +243,8 @@ def row_of(rec: RequestRecord) -> dict[str, Any]:
         "est_finish": rec.est_finish,
         "app": rec.app,
     }
+    if _plain_text(rec):
+        return row
     return {k: storable(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
@@ -216,5 +266,6 @@ class TraceStore(BatchWriter):
             db.execute(f"DELETE FROM {TABLE} WHERE ts < ?", [time.time() - self.retention_days * 86400])
 
     def offer(self, rec: RequestRecord) -> None:
-        """Recorder sink: never blocks a request."""
-        self.offer_row(row_of(rec))
+        """Recorder sink: never blocks a request; the row is built in the writer's thread (a finished record no
+        longer changes)."""
+        self.offer_row(partial(row_of, rec))

@@ -108,6 +108,11 @@ class Guard:
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, cors: list[tuple[bytes, bytes]]
     ) -> None:
+        if not cors and not _chunked(scope):
+            # without Transfer-Encoding the body is Content-Length bytes (or none), which the rules checked
+            # against --max-body and h11 enforces: nothing to count, nothing to add to the response
+            await self.app(scope, receive, send)
+            return
         body = _BodyLimit(self.policy.max_body)
 
         async def counted_receive() -> dict[str, Any]:
@@ -134,6 +139,11 @@ class Guard:
             await send(message)
 
         await self.app(scope, counted_receive, guarded_send)
+
+
+def _chunked(scope: Scope) -> bool:
+    """The body comes with Transfer-Encoding (its length is known only as it arrives: count it)."""
+    return any(name.lower() == b"transfer-encoding" for name, _ in scope.get("headers", ()))
 
 
 class _BodyLimit:

@@ -10,6 +10,9 @@ Two fixes sit between hypercorn and Quart, in an ASGI wrapper:
 - The final body send is shielded. quart-trio cancels each request's nursery as soon as the response is done,
   which can land while hypercorn re-arms its keep-alive idle timer inside that send; the timer is then never
   armed, idle connections never close and graceful shutdown waits the whole `graceful_timeout`.
+Requests an inner layer serves whole (`owned`: the inference fast path, `herd.web.fastpath`, which keeps its own
+stack, safe headers and an uncut final send) pass straight through; an exception escaping them is still logged,
+counted and answered when it can be.
 
 Slow clients and the connection budget: `herd.web.connections` (imported here, it plugs into hypercorn).
 """
@@ -26,11 +29,11 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from herd.dialects.errors import error_payload
-from herd.reqscope import SCOPE_KEY
+from herd.reqscope import SCOPE_KEY, ClientLinks
+from herd.validate import safe_header
 from herd.web.connections import ConnectionBudget, default_budget
 
 log = logging.getLogger("herd.web")
-MAX_HEADER_BYTES = 8192
 
 ASGIApp = Callable[
     [dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
@@ -41,9 +44,15 @@ class RequestScoped:
     """ASGI wrapper: per-request exit stack + shielded final send + last-resort error answer (see module
     docstring)."""
 
-    def __init__(self, app: ASGIApp, on_unexpected: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        on_unexpected: Callable[[], None] = lambda: None,
+        owned: Callable[[dict[str, Any]], bool] = lambda scope: False,
+    ) -> None:
         self.app = app
         self.on_unexpected = on_unexpected
+        self.owned = owned  # requests a layer inside serves whole (stack, final send, errors): passed through
 
     async def __call__(
         self,
@@ -53,6 +62,9 @@ class RequestScoped:
     ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.owned(scope):
+            await self._owned(scope, receive, send)
             return
 
         started = False
@@ -92,15 +104,36 @@ class RequestScoped:
                 await send({"type": "http.response.start", "status": 500, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
 
-
-def safe_header(value: bytes) -> bytes:
-    """A response header value as h11 accepts it: no CR, LF or NUL (they would split or break the header),
-    and bounded (routes bound what they echo; this is the net under them)."""
-    if len(value) > MAX_HEADER_BYTES:
-        value = value[:MAX_HEADER_BYTES]
-    if any(c in value for c in b"\r\n\x00"):
-        value = value.replace(b"\r", b" ").replace(b"\n", b" ").replace(b"\x00", b"")
-    return value.strip()
+    async def _owned(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        """A request the inner layer serves whole (the fast path): no stack or send wrapper of ours; an
+        exception that still escapes (a bug above it, in the guard) is logged, counted and answered if it can be."""
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            self.on_unexpected()
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            body = error_payload(
+                str(scope.get("path", "")),
+                500,
+                f"internal error: {type(exc).__name__}",
+                code="internal_error",
+                openai_type="server_error",
+            )
+            headers = [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            with trio.CancelScope(shield=True):
+                try:
+                    await send({"type": "http.response.start", "status": 500, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                except Exception:  # the status line was already out: the connection closes, the body is cut
+                    log.debug("no 500 for %s: the response had begun", scope.get("path"))
 
 
 class WebServer:
@@ -119,9 +152,11 @@ class WebServer:
         on_unexpected: Callable[[], None] = lambda: None,
         header_timeout: float = 5.0,
         max_connections: int = 0,
+        owned: Callable[[dict[str, Any]], bool] = lambda scope: False,
+        links: ClientLinks | None = None,
     ) -> None:
-        self.app = RequestScoped(app, on_unexpected)
-        self.connections = ConnectionBudget(max_connections or default_budget(), header_timeout)
+        self.app = RequestScoped(app, on_unexpected, owned)
+        self.connections = ConnectionBudget(max_connections or default_budget(), header_timeout, links)
         self.config = HypercornConfig()
         self.config.herd_guard = self.connections  # type: ignore[attr-defined]  # read by herd.web.connections
         # HTTPS when both are given (`herd run --certfile/--keyfile`); hypercorn then reports https:// binds.
