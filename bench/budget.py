@@ -155,7 +155,10 @@ STAGES = [
     ("herd/inference/", "fast-path dispatcher, handlers"),
     ("herd/web/server.py", "request scope wrapper (herd/web/server.py)"),
     ("herd/reqscope.py", "fast-path dispatcher, handlers"),
-    ("herd/web/connections.py", "server (hypercorn, its h11), both pay it"),  # herd's subclass of its TCPServer
+    (
+        "herd/web/connections.py",
+        "server (hypercorn, its h11), both pay it",
+    ),  # herd's subclass of its TCPServer
     ("quart", "ASGI/Quart (+ werkzeug), Quart handlers"),
     ("werkzeug", "ASGI/Quart (+ werkzeug), Quart handlers"),
     ("herd/web/", "ASGI/Quart (+ werkzeug), Quart handlers"),
