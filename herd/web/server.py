@@ -85,24 +85,10 @@ class RequestScoped:
                 scope[SCOPE_KEY] = stack
                 await self.app(scope, receive, send_final_shielded)
         except Exception as exc:  # escaped Quart's handlers (e.g. while sending): still answer, with a body
-            self.on_unexpected()
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            self._unexpected(scope, exc)
             if started:
                 return  # the status line is out: the connection closes, the client sees a cut body
-            body = error_payload(
-                str(scope.get("path", "")),
-                500,
-                f"internal error: {type(exc).__name__}",
-                code="internal_error",
-                openai_type="server_error",
-            )
-            headers = [
-                (b"content-type", b"application/json; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-            ]
-            with trio.CancelScope(shield=True):
-                await send({"type": "http.response.start", "status": 500, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+            await _answer_500(scope, send, exc)
 
     async def _owned(
         self,
@@ -115,25 +101,30 @@ class RequestScoped:
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
-            self.on_unexpected()
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
-            body = error_payload(
-                str(scope.get("path", "")),
-                500,
-                f"internal error: {type(exc).__name__}",
-                code="internal_error",
-                openai_type="server_error",
-            )
-            headers = [
-                (b"content-type", b"application/json; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-            ]
-            with trio.CancelScope(shield=True):
-                try:
-                    await send({"type": "http.response.start", "status": 500, "headers": headers})
-                    await send({"type": "http.response.body", "body": body})
-                except Exception:  # the status line was already out: the connection closes, the body is cut
-                    log.debug("no 500 for %s: the response had begun", scope.get("path"))
+            self._unexpected(scope, exc)
+            try:
+                await _answer_500(scope, send, exc)
+            except Exception:  # the status line was already out: the connection closes, the body is cut
+                log.debug("no 500 for %s: the response had begun", scope.get("path"))
+
+    def _unexpected(self, scope: dict[str, Any], exc: Exception) -> None:
+        self.on_unexpected()
+        log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+
+
+async def _answer_500(scope: dict[str, Any], send: Callable[[Any], Awaitable[None]], exc: Exception) -> None:
+    """The last-resort answer: a 500 with a body in the caller's dialect, sent even while being cancelled."""
+    body = error_payload(
+        str(scope.get("path", "")),
+        500,
+        f"internal error: {type(exc).__name__}",
+        code="internal_error",
+        openai_type="server_error",
+    )
+    headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+    with trio.CancelScope(shield=True):
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class WebServer:
