@@ -67,7 +67,3 @@ class ClientLinks:
             self._hold.remove(client)
             return True
         return False
-
-    def watched(self) -> int:
-        """Requests being watched (tests)."""
-        return sum(len(v) for v in self._scopes.values())

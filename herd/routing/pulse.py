@@ -16,9 +16,8 @@ class Pulse:
         self._event = trio.Event()
 
     def fire(self) -> None:
-        if (
-            self._event.statistics().tasks_waiting
-        ):  # nobody waiting: nothing to wake (every slot release fires)
+        # every slot release fires: with nobody waiting there is nothing to wake and no new event to make
+        if self._event.statistics().tasks_waiting:
             self._event.set()
             self._event = trio.Event()
 

@@ -168,9 +168,8 @@ class BatchWriter:
                     else:
                         db.conn.executemany(*plain)
             return rejected
-        except (
-            Exception
-        ):  # a missing table, a column or a value the fast path cannot take: sqlite-utils's turn
+        # a missing table, a column or a value the fast path cannot take: sqlite-utils's turn
+        except Exception:
             pass
         try:
             with db.conn:

@@ -93,9 +93,8 @@ class FastPath:
         raw = None
         parts: list[bytes] = []
         try:
-            if _take_queued(
-                receive, parts, _length(scope)
-            ):  # the whole body was queued: no wait, no deadline
+            # a body the server already queued is taken as it is: no wait, no deadline
+            if _take_queued(receive, parts, _length(scope)):
                 raw = parts[0] if len(parts) == 1 else b"".join(parts)
             else:
                 with trio.move_on_after(self.svc.cfg.body_timeout):
@@ -108,26 +107,29 @@ class FastPath:
                 send, scope["path"], exc.status, exc.message, code=exc.code, kind=exc.openai_type
             )
             return
-        client = scope.get("client")
         async with AsyncExitStack() as stack:
             scope[SCOPE_KEY] = stack
-            if self.links is not None and client is not None and scope.get("http_version") != "2":
-                # HTTP/1.1: the connection layer says when this client leaves (`ClientLinks`), no task needed
-                with trio.CancelScope() as cancel:
-                    watch = _Watch(self.links, client, cancel)
-                    self.links.add(client, cancel)
-                    try:
-                        await self._respond(handler, Call(scope, raw), send, watch)
-                    finally:
-                        watch.end()
-                return
-            watch = (
-                _Watch()
-            )  # HTTP/2 (a client can cancel one stream of its connection), or no connection layer
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_watch, receive, nursery.cancel_scope, watch)
-                await self._respond(handler, Call(scope, raw), send, watch)
-                nursery.cancel_scope.cancel()
+            await self._watched(handler, Call(scope, raw), receive, send)
+
+    async def _watched(self, handler: Handler, call: Call, receive: Receive, send: Send) -> None:
+        """Serve the call, cancelled if the client leaves first."""
+        client = call.scope.get("client")
+        if self.links is not None and client is not None and call.scope.get("http_version") != "2":
+            # HTTP/1.1: the connection layer says when this client leaves (`ClientLinks`), no task needed
+            with trio.CancelScope() as cancel:
+                watch = _Watch(self.links, client, cancel)
+                self.links.add(client, cancel)
+                try:
+                    await self._respond(handler, call, send, watch)
+                finally:
+                    watch.end()
+            return
+        # HTTP/2 (a client can cancel one stream of its connection), or no connection layer: a watcher task
+        watch = _Watch()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch, receive, nursery.cancel_scope, watch)
+            await self._respond(handler, call, send, watch)
+            nursery.cancel_scope.cancel()
 
     async def _respond(self, handler: Handler, call: Call, send: Send, watch: _Watch) -> None:
         scope = call.scope
