@@ -12,8 +12,9 @@ from harness import start_fleet
 from herd.config import FleetConfig
 from herd.fleet.heartbeat import parse_heartbeat
 from herd.fleet.state import FleetSnapshot, apply_heartbeat, sweep
+from herd.routing.choice import format_headers
 from herd.routing.latency import LatencyStats
-from herd.routing.score import Facts, Scorer, ScoringConfig, eliminate, format_headers
+from herd.routing.score import Facts, Scorer, ScoringConfig, eliminate
 
 M = "m:latest"
 GB = 2**30

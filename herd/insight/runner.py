@@ -1,13 +1,12 @@
 """The benchmark runner: a supervised service (started by `herd.nursery.router`) that runs one benchmark at a
 time, queued by `POST /fleet/benchmarks`, through the router's own proxy.
 
-Each request goes to a pinned node (`Proxy.open_pinned`: a slot is counted, no queue, no retry) and is a low
-priority guest: before every request the runner asks `bench.yield_reason` and waits, woken by the slots' pulse,
-while real requests wait in the holding queue or run on that node. A run's cancel scope ends it at once
-(`DELETE /fleet/benchmarks/<id>`); what was measured so far is kept. Progress is published as `benchmark`
-frames on the dashboard WebSocket; results go to the trace DB's `bench_results` through its single writer, and
-to `sinks` (where the routing performance model takes them as priors).
-"""
+Each request goes to a pinned node (`herd.routing.oneshot.open_pinned`: a slot is counted, no queue, no retry) and
+is a low priority guest: before every request the runner asks `bench.yield_reason` and waits, woken by the slots'
+pulse, while real requests wait in the holding queue or run on that node. A run's cancel scope ends it at once
+(`DELETE /fleet/benchmarks/<id>`); what was measured so far is kept. Progress is published as `benchmark` frames on
+the dashboard WebSocket; results go to the trace DB's `bench_results` through its single writer, and to `sinks`
+(where the routing performance model takes them as priors)."""
 
 from __future__ import annotations
 
@@ -36,6 +35,7 @@ from herd.insight.bench import (
     targets,
     yield_reason,
 )
+from herd.routing.oneshot import open_pinned
 from herd.routing.proxy import Proxy
 from herd.routing.queue import HoldingQueue
 from herd.routing.slots import Slots
@@ -263,7 +263,7 @@ class BenchRunner:
                 return Sample(0.0, error=f"node {node_id} is not serving")
             async with AsyncExitStack() as stack:
                 body = json.dumps(prompts.body(model, prompt)).encode()
-                opened = await self.proxy.open_pinned(stack, node, model, "/api/chat", body)
+                opened = await open_pinned(self.proxy, stack, node, model, "/api/chat", body)
                 ttft = trio.current_time() - started
                 final: dict[str, Any] = {}
                 async for line in opened.lines:

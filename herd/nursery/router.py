@@ -59,7 +59,7 @@ from herd.store.latency import LatencyStore
 from herd.store.settings_file import SettingsKeeper
 from herd.store.traces import TraceStore
 from herd.web.app import create_app
-from herd.web.connections import raise_open_files_limit
+from herd.web.connections import ConnectionBudget, default_budget, raise_open_files_limit
 from herd.web.fastpath import FastPath
 from herd.web.guard import Guard
 from herd.web.server import WebServer
@@ -177,10 +177,10 @@ class Router:
             certfile=cfg.trust.certfile,
             keyfile=cfg.trust.keyfile,
             on_unexpected=self.services.metrics.count_unexpected,
-            header_timeout=cfg.header_timeout,
-            max_connections=cfg.max_connections,
             owned=FastPath.owns,  # the fast path owns its requests' stack and final send
-            links=self.links,
+            connections=ConnectionBudget(
+                cfg.max_connections or default_budget(), cfg.header_timeout, self.links
+            ),
         )
         self.latency_store = LatencyStore(cfg.data_dir / "latency.db", self.latency)
         self.services.recorder.sinks.append(self.latency_store.offer)

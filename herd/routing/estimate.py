@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from herd.routing.latency import LatencyBook
+from herd.routing.latency import LatencyBook, LatencyStats
 from herd.routing.perf import CONTENTION, Perf
-from herd.routing.signals import Facts, ScoringConfig
+from herd.routing.signals import Facts, ScoringConfig, _Static
 
 CHARS_PER_TOKEN = 4
 
@@ -139,3 +139,37 @@ def request_facts(
         output_tokens=expected_output(limit, book.model_output(model), cfg.default_output),
         cached=cached if cached is not None else {},
     )
+
+
+Scored = tuple[
+    _Static, Estimate, float, float, bool
+]  # a candidate's static part, estimate, queue, context, full
+
+
+def explore(
+    scored: list[Scored], latency: Mapping[tuple[str, str], LatencyStats], model: str, cfg: ScoringConfig
+) -> list[Scored]:
+    """Nodes not yet measured on `model` (fewer than `explore_samples` observations): a hot one's service
+    time is at most `explore_discount` x the best measured candidate's, so it is tried (and measured) a
+    few times before its own numbers decide; a cold one's is the best measured (no bonus for a load)."""
+    measured = [
+        est.service
+        for st, est, *_ in scored
+        if est.measured and _samples(latency, st.node.node_id, model) >= cfg.explore_samples
+    ]
+    if not measured:
+        return scored
+    best = min(measured)
+    out = []
+    for row in scored:
+        st, est = row[0], row[1]
+        if _samples(latency, st.node.node_id, model) < cfg.explore_samples:
+            service = min(est.service, best * cfg.explore_discount) if st.hot else best
+            row = (st, Estimate(est.queue, est.load, service, est.saved), *row[2:])
+        out.append(row)
+    return out
+
+
+def _samples(latency: Mapping[tuple[str, str], LatencyStats], node_id: str, model: str) -> int:
+    stats = latency.get((node_id, model))
+    return stats.perf.n if stats is not None and stats.perf is not None else 0

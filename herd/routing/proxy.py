@@ -1,16 +1,16 @@
 """Open a proxied request on the best node: wait for a slot in the holding queue, send, and retry on another
 node until the reply commits (`herd.routing.attempt`: its first content, or its end when not streamed). Each
-attempt's outcome feeds the breaker and outlier ejection; ejected nodes are ranked out unless nothing else could
-serve. After a restart, a model the fleet remembers waits for its node instead of being "not found".
+attempt's outcome feeds the breaker and outlier ejection (`herd.routing.verdicts`); ejected nodes are ranked out
+unless nothing else could serve. After a restart, a model the fleet remembers waits for its node instead of being
+"not found". One-shot calls beside proxied requests (`/api/show`, pinned benchmark requests): `herd.routing.oneshot`.
 
-Called by the web handlers with the request's exit stack (owned by the ASGI layer for the whole response), so
+Called by the inference handlers with the request's exit stack (it lives as long as the whole response), so
 the slot and the upstream connection live exactly as long as the client's response: a disconnect, error or
 cancel closes both. After `open` returns, nothing has been sent to the client yet; the relays take over.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -18,7 +18,6 @@ from typing import Any
 
 import trio
 
-from herd.backends import kinds
 from herd.backends.upstream import Upstream, UpstreamError
 from herd.config import RouterConfig
 from herd.errors import (
@@ -31,12 +30,13 @@ from herd.errors import (
     UpstreamStatus,
 )
 from herd.fleet.registry import Registry
-from herd.fleet.state import NodeState
 from herd.routing.affinity import AFFINITY_PATHS, AffinityBook, lookup
 from herd.routing.affinity import verdict as affinity_verdict
 from herd.routing.attempt import Opened, attempt
 from herd.routing.autopull import auto_pull
 from herd.routing.breaker import Breakers
+from herd.routing.choice import decide
+from herd.routing.choice import format_headers as score_headers
 from herd.routing.dyncontext import ContextBook
 from herd.routing.estimate import request_facts
 from herd.routing.latency import LatencyBook
@@ -44,10 +44,10 @@ from herd.routing.outliers import Outliers
 from herd.routing.policies import Plan, body_for, encode
 from herd.routing.queue import HoldingQueue
 from herd.routing.record import RequestRecord
-from herd.routing.score import Candidate, Facts, Scorer, decide
-from herd.routing.score import format_headers as score_headers
+from herd.routing.score import Candidate, Facts, Scorer
 from herd.routing.select import elimination_reasons, no_candidate_error
 from herd.routing.slots import Slots
+from herd.routing.verdicts import Verdicts
 from herd.runtime import RuntimeSettings
 
 log = logging.getLogger("herd.proxy")
@@ -91,6 +91,7 @@ class Proxy:
         self.contexts = contexts  # --dynamic-context
         self.affinity = affinity
         self.outliers = outliers or Outliers()
+        self.verdicts = Verdicts(breakers, self.outliers)  # what each attempt's outcome tells them
         self.starting = starting  # warm restart: is `model` still waiting for its remembered nodes?
 
     def ranked(self, facts: Facts, exclude: set[str] | frozenset[str] = frozenset()) -> list[Candidate]:
@@ -123,17 +124,6 @@ class Proxy:
     def why_not(self, model: str) -> dict[str, str]:
         snap, broken = self.registry.snapshot, self.breakers.open_nodes(trio.current_time())
         return elimination_reasons(snap, self.scorer.eliminated(snap, model), self.registry.paused, broken)
-
-    def pick(self, model: str, exclude: set[str] | frozenset[str] = frozenset()) -> NodeState:
-        """The best node for a one-shot call (no slot held); raises the client-facing error if none."""
-        ranked = self.ranked(Facts(model), exclude)
-        if not ranked:
-            if self.starting(model):
-                raise self._starting_error(model)
-            raise no_candidate_error(
-                self.registry.snapshot, model, self.cfg.fleet.heartbeat_interval, reasons=self.why_not(model)
-            )
-        return ranked[0].node
 
     def _claim(self, facts: Facts, tried: set[str]) -> tuple[list[Candidate], int] | None:
         """Reserve a slot on the best candidate (sync, so no other task can take it in between), or None to
@@ -232,7 +222,7 @@ class Proxy:
                 if not starting:
                     raise
                 if self.starting(model):
-                    raise self._starting_error(model) from None
+                    raise self.starting_error(model) from None
                 continue  # its node reported, but every slot is taken: wait on as any request would
             queue_wait += waited
             node = ranked[0].node
@@ -245,9 +235,7 @@ class Proxy:
             stack.push_async_callback(scope.aclose)
             scope.callback(self.slots.release, node.node_id, model)
             rec.concurrency = concurrency
-            now = trio.current_time()
-            self.breakers.attempt(node.node_id, now)
-            self.outliers.attempt(node.node_id, now)
+            self.verdicts.start(node.node_id, trio.current_time())
             body, protected = body_for(plan, node, model)
             rec.context_protected = protected
             verdict = False
@@ -266,12 +254,8 @@ class Proxy:
                 verdict = True
             except UpstreamStatus as exc:
                 verdict = True
-                self.breakers.success(node.node_id)  # it answered: reachable, whatever it said
+                self.verdicts.answered(node.node_id, exc.status)
                 await scope.aclose()
-                if exc.status >= 500 and exc.status != 503:
-                    self.outliers.outcome(node.node_id, True, trio.current_time())
-                else:
-                    self.outliers.abandon(node.node_id)  # busy, absent or refused: says nothing of its health
                 if exc.status == 503:
                     # Ollama's "server busy": the node is saturated, not broken. Wait for a slot instead of
                     # retrying into it; the queue's deadline still bounds the whole wait.
@@ -285,16 +269,11 @@ class Proxy:
             except UpstreamError as exc:
                 verdict = True
                 await scope.aclose()
-                if exc.kind == "connect" or self.breakers.state(node.node_id).probing:
-                    self.breakers.failure(node.node_id, trio.current_time())
-                if exc.kind == "connect":
-                    self.outliers.abandon(node.node_id)  # unreachable is the breaker's business
-                else:
-                    self.outliers.outcome(node.node_id, True, trio.current_time())
+                self.verdicts.broken(node.node_id, exc.kind)
                 failures.append(f"{node.node_id}: {exc}")
             else:
-                self.breakers.success(node.node_id)
-                scope.callback(self._settle, node.node_id, rec)
+                self.verdicts.committed(node.node_id)
+                scope.callback(self.verdicts.settle, node.node_id, rec)
                 opened.retries = rec.retries = len(tried)
                 opened.queue_wait = rec.queue_wait = queue_wait
                 rec.node_id = node.node_id
@@ -302,8 +281,7 @@ class Proxy:
                 return opened
             finally:
                 if not verdict:
-                    self.breakers.abandon(node.node_id)
-                    self.outliers.abandon(node.node_id)
+                    self.verdicts.abandoned(node.node_id)
             tried.add(node.node_id)
             log.warning("attempt %d for %s on %s failed: %s", len(tried), model, node.node_id, failures[-1])
         if last_status is not None and len(failures) == 1:
@@ -313,46 +291,9 @@ class Proxy:
             retry_after=self.cfg.fleet.heartbeat_interval,
         )
 
-    def _starting_error(self, model: str) -> FleetStarting:
+    def starting_error(self, model: str) -> FleetStarting:
         return FleetStarting(
             f"herd is starting: the nodes that serve '{model}' have not reported since the router restarted; "
             "retry shortly",
             retry_after=min(2.0, self.cfg.fleet.heartbeat_interval),
         )
-
-    def _settle(self, node_id: str, rec: RequestRecord) -> None:
-        """The committed attempt's verdict for outlier ejection, once its response is over."""
-        if rec.error is not None:
-            self.outliers.outcome(node_id, True, trio.current_time())  # cut, silent or an error line
-        elif rec.done:
-            self.outliers.outcome(node_id, False, trio.current_time())
-        else:
-            self.outliers.abandon(node_id)  # the client left: no verdict
-
-    async def open_pinned(
-        self, stack: AsyncExitStack, node: NodeState, model: str, path: str, body: bytes
-    ) -> Opened:
-        """Send an Ollama-form request to exactly `node` (internal callers only, e.g. benchmarks; no HTTP
-        caller can pin): no holding queue, no retry, no fallback. The slot is counted on `stack` for as long
-        as the response is open, so real requests see the node busy; the caller decides when it may go."""
-        self.slots.reserve(node.node_id, model)
-        stack.callback(self.slots.release, node.node_id, model)
-        return await attempt(self.upstream, self.cfg.upstream, stack, node, model, path, body)
-
-    async def call(self, model: str, path: str, body: bytes) -> tuple[NodeState, int, bytes]:
-        """A small one-shot POST (e.g. `/api/show`) on a node that has `model`, trying the next node if one is
-        unreachable. Holds no slot: it does not generate."""
-        tried: set[str] = set()
-        while True:
-            node = self.pick(model, tried)
-            tried.add(node.node_id)
-            if not node.heartbeat.speaks_ollama and path == "/api/show":
-                return node, 200, json.dumps(kinds.show(node, model)).encode()
-            try:
-                with trio.fail_after(self.cfg.upstream.first_byte_timeout):
-                    async with self.upstream.stream("POST", node.url + path, body) as resp:
-                        return node, resp.status, await resp.read()
-            except (UpstreamError, trio.TooSlowError) as exc:
-                log.warning("%s on %s failed: %s", path, node.node_id, exc)
-                if len(tried) > self.cfg.max_retries:
-                    raise UpstreamFailed(f"{path} failed on every node tried: {exc}") from exc

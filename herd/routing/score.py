@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from herd.fleet.state import FleetSnapshot, NodeState
-from herd.routing.estimate import Estimate, finish_time
+from herd.routing.estimate import Estimate, explore, finish_time
 from herd.routing.guest import outlook
 from herd.routing.latency import LatencyStats
 from herd.routing.signals import (  # noqa: F401  (re-exported: the scorer's public types live here too)
@@ -192,7 +192,7 @@ class Scorer:
             self._score(s, facts, in_flight, capacity, latency.get((s.node.node_id, model))) for s in pool
         ]
         if len(scored) > 1:  # a lone candidate is its own best measured one: exploring changes nothing
-            scored = self._explore(scored, latency, model)
+            scored = explore(scored, latency, model, self.cfg)
         best_wait = min(min(c[1].total for c in scored), 1e9)
         out = []
         w = self.cfg.weights
@@ -234,38 +234,6 @@ class Scorer:
     def _duration(self, stats: LatencyStats | None) -> float:
         return stats.duration_s if stats is not None and stats.n else self.cfg.default_duration
 
-    def _explore(
-        self,
-        scored: list[tuple[_Static, Estimate, float, float, bool]],
-        latency: Mapping[tuple[str, str], LatencyStats],
-        model: str,
-    ) -> list[tuple[_Static, Estimate, float, float, bool]]:
-        """Nodes not yet measured on `model` (fewer than `explore_samples` observations): a hot one's service
-        time is at most `explore_discount` x the best measured candidate's, so it is tried (and measured) a
-        few times before its own numbers decide; a cold one's is the best measured (no bonus for a load)."""
-        cfg = self.cfg
-        measured = [
-            est.service
-            for st, est, *_ in scored
-            if est.measured and self._samples(latency, st.node.node_id, model) >= cfg.explore_samples
-        ]
-        if not measured:
-            return scored
-        best = min(measured)
-        out = []
-        for row in scored:
-            st, est = row[0], row[1]
-            if self._samples(latency, st.node.node_id, model) < cfg.explore_samples:
-                service = min(est.service, best * cfg.explore_discount) if st.hot else best
-                row = (st, Estimate(est.queue, est.load, service, est.saved), *row[2:])
-            out.append(row)
-        return out
-
-    @staticmethod
-    def _samples(latency: Mapping[tuple[str, str], LatencyStats], node_id: str, model: str) -> int:
-        stats = latency.get((node_id, model))
-        return stats.perf.n if stats is not None and stats.perf is not None else 0
-
     def _score(
         self,
         s: _Static,
@@ -302,27 +270,3 @@ class Scorer:
         else:
             context = self.cfg.context_reload
         return s, est, queue, context, full
-
-
-def decide(ranked: list[Candidate]) -> Candidate | None:
-    """The candidate to take a slot on now, or None to keep waiting in the holding queue: every candidate is
-    full, or a hot node will free up sooner than the best cold one can load the model."""
-    if not ranked or ranked[0].full:
-        return None
-    best = ranked[0]
-    if not best.hot and any(c.hot and c.full and c.est_wait < best.est_wait for c in ranked):
-        return None
-    return best
-
-
-def format_headers(cands: list[Candidate], limit: int = 5) -> dict[str, str]:
-    if not cands:
-        return {}
-    return {
-        "X-Herd-Score": f"{cands[0].score:.3f}",
-        "X-Herd-Candidates": ",".join(f"{c.node.node_id}={c.score:.3f}" for c in cands[:limit]),
-    }
-
-
-def breakdown_text(c: Candidate) -> str:
-    return ",".join(f"{k}={v:.3f}" for k, v in c.breakdown.items() if not math.isnan(v))

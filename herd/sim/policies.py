@@ -10,9 +10,10 @@ from typing import Protocol
 from herd.fleet.state import FleetSnapshot
 from herd.routing.affinity import AffinityBook, prefixes
 from herd.routing.capacity import node_capacity
+from herd.routing.choice import decide
 from herd.routing.estimate import expected_output
 from herd.routing.latency import LatencyBook
-from herd.routing.score import Facts, Scorer, ScoringConfig, decide
+from herd.routing.score import Facts, Scorer, ScoringConfig
 from herd.sim.node import SimNode, SimRequest
 
 

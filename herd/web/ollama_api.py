@@ -14,7 +14,7 @@ from herd.dialects import ollama as codec
 from herd.errors import ModelNotFound, gateway_status
 from herd.fleet import catalog
 from herd.fleet.state import normalize_model
-from herd.routing import aliases
+from herd.routing import aliases, oneshot
 from herd.services import RouterServices
 from herd.validate import header_value
 
@@ -38,7 +38,7 @@ def blueprint(svc: RouterServices) -> Blueprint:
             raw = json.dumps({**json.loads(raw), "model": model, "name": model}).encode()
         if not svc.registry.snapshot.knows_model(model) and not svc.proxy.starting(model):
             raise ModelNotFound(f"model '{name}' not found", param="model")
-        node, status, data = await svc.proxy.call(model, "/api/show", raw)
+        node, status, data = await oneshot.call(svc.proxy, model, "/api/show", raw)
         return Response(
             data,
             status=gateway_status(status),

@@ -14,7 +14,8 @@ Requests an inner layer serves whole (`owned`: the inference fast path, `herd.we
 stack, safe headers and an uncut final send) pass straight through; an exception escaping them is still logged,
 counted and answered when it can be.
 
-Slow clients and the connection budget: `herd.web.connections` (imported here, it plugs into hypercorn).
+Slow clients and the connection budget: `herd.web.connections` (handed in by the composition root, which
+imports it; it plugs into hypercorn).
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from herd.dialects.errors import error_payload
-from herd.reqscope import SCOPE_KEY, ClientLinks
+from herd.reqscope import SCOPE_KEY
 from herd.validate import safe_header
-from herd.web.connections import ConnectionBudget, default_budget
 
 log = logging.getLogger("herd.web")
 
@@ -141,15 +141,15 @@ class WebServer:
         certfile: str | None = None,
         keyfile: str | None = None,
         on_unexpected: Callable[[], None] = lambda: None,
-        header_timeout: float = 5.0,
-        max_connections: int = 0,
         owned: Callable[[dict[str, Any]], bool] = lambda scope: False,
-        links: ClientLinks | None = None,
+        connections: Any = None,
     ) -> None:
         self.app = RequestScoped(app, on_unexpected, owned)
-        self.connections = ConnectionBudget(max_connections or default_budget(), header_timeout, links)
+        # `herd.web.connections.ConnectionBudget` (built by the composition root, which imports that module and
+        # so plugs it into hypercorn): header deadline, connection budget, client links. None: hypercorn's own.
+        self.connections = connections
         self.config = HypercornConfig()
-        self.config.herd_guard = self.connections  # type: ignore[attr-defined]  # read by herd.web.connections
+        self.config.herd_guard = connections  # type: ignore[attr-defined]  # read by herd.web.connections
         # HTTPS when both are given (`herd run --certfile/--keyfile`); hypercorn then reports https:// binds.
         self.config.certfile = certfile
         self.config.keyfile = keyfile
