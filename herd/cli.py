@@ -266,7 +266,7 @@ def _dispatch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return bench(args.router_url, args.node, args.model, args.parallel, admin_key=args.admin_key)
     if args.command == "run":
         from herd.guard.keyfile import KeysFileError
-        from herd.nursery.router import main_router
+        from herd.nursery.main import main_router
 
         cfg = router_config(args, env)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)

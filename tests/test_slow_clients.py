@@ -123,6 +123,9 @@ async def test_one_timer_per_connection_follows_its_state(
     others = len(guard.open)  # the test's own HTTP client keeps its connection
     leaver = await connect(fleet.url)
     await leaver.send_all(POST + CHAT)
+    with trio.fail_after(1e6):  # hang guard only: the request reaches the node (virtual time)
+        while not fleet.router.slots.total():  # noqa: ASYNC110 (the request is the server's task)
+            await trio.sleep(0.1)
     await trio.sleep(30)  # mid-request
     assert len(guard.open) == others + 1 and fleet.router.slots.total() == 1
     await leaver.aclose()

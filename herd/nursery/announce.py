@@ -1,6 +1,7 @@
 """The last duty `herd run` starts: prints the ready block (`herd.banner.ready_block`) once, on stdout, so the
-console says the router is up and where even at the default (quiet) log level. Built by `main_router` with the
-services and the bound URLs, like the other optional duties; it returns once it has printed."""
+console says the router is up and where even at the default (quiet) log level. Built by
+`herd.nursery.main.main_router` with the services and the bound URLs, like the other optional duties; it returns
+once it has printed."""
 
 from __future__ import annotations
 
