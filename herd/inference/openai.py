@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from herd.dialects import anthropic, embeddings
 from herd.dialects import openai as codec
-from herd.inference.call import JSON, Call, Reply, events
-from herd.inference.route import caller_body, native_reply, route
+from herd.inference.call import JSON, Call, Reply
+from herd.inference.route import caller_body, native_reply, route, translated_reply
 from herd.routing import policies, relay
 from herd.services import RouterServices
 
@@ -35,17 +36,20 @@ async def chat_completions(svc: RouterServices, call: Call) -> Reply:
         return await native_reply(opened, outcome, stream=opts.stream, include_usage=opts.include_usage)
     served = outcome.model if outcome.fallback else opts.model
     completion_id, created = codec.new_completion_id(), int(time.time())
-    if opts.stream:
-        encoder = codec.ChatStreamEncoder(served, completion_id, created, opts.include_usage)
-        return events(relay.sse(opened, outcome, encoder), outcome.response_headers())
-    result = await relay.fold(opened, outcome, codec.ChatAccumulator(served, completion_id, created))
-    headers = outcome.response_headers()
-    if plan.thinking:
+
+    def thinking(result: dict[str, Any]) -> dict[str, str]:
         message = result["choices"][0]["message"]
-        headers |= policies.thinking_headers(
-            plan, outcome.final, str(message.get("reasoning") or ""), str(message.get("content") or "")
-        )
-    return Reply(json.dumps(result).encode(), JSON, headers)
+        reasoning, content = str(message.get("reasoning") or ""), str(message.get("content") or "")
+        return policies.thinking_headers(plan, outcome.final, reasoning, content)
+
+    return await translated_reply(
+        opened,
+        outcome,
+        stream=opts.stream,
+        encoder=lambda: codec.ChatStreamEncoder(served, completion_id, created, opts.include_usage),
+        accumulator=lambda: codec.ChatAccumulator(served, completion_id, created),
+        extra_headers=thinking if plan.thinking else None,
+    )
 
 
 async def create_embeddings(svc: RouterServices, call: Call) -> Reply:
@@ -83,12 +87,10 @@ async def messages(svc: RouterServices, call: Call) -> Reply:
     )
     served = outcome.model if outcome.fallback else opts.model
     message_id = anthropic.new_message_id()
-    if opts.stream:
-        return events(
-            relay.sse(opened, outcome, anthropic.MessagesStreamEncoder(served, message_id)),
-            outcome.response_headers(),
-        )
-    acc = anthropic.MessagesAccumulator(served, message_id)
-    return Reply(
-        json.dumps(await relay.fold(opened, outcome, acc)).encode(), JSON, outcome.response_headers()
+    return await translated_reply(
+        opened,
+        outcome,
+        stream=opts.stream,
+        encoder=lambda: anthropic.MessagesStreamEncoder(served, message_id),
+        accumulator=lambda: anthropic.MessagesAccumulator(served, message_id),
     )

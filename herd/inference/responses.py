@@ -8,13 +8,11 @@ Completions on an OpenAI-compatible node take the native path (the caller's own 
 
 from __future__ import annotations
 
-import json
 import time
 
 from herd.dialects import completions, responses, responses_stream
-from herd.inference.call import JSON, Call, Reply, events
-from herd.inference.route import caller_body, native_reply, route
-from herd.routing import relay
+from herd.inference.call import Call, Reply
+from herd.inference.route import caller_body, native_reply, route, translated_reply
 from herd.services import RouterServices
 
 
@@ -33,12 +31,14 @@ async def create_response(svc: RouterServices, call: Call) -> Reply:
     )
     served = outcome.model if outcome.fallback else opts.model
     response_id, created = responses_stream.new_response_id(), int(time.time())
-    if opts.stream:
-        encoder = responses_stream.ResponsesStreamEncoder(served, response_id, created, opts, svc.items.keep)
-        return events(relay.sse(opened, outcome, encoder), outcome.response_headers())
-    acc = responses_stream.ResponsesAccumulator(served, response_id, created, opts, svc.items.keep)
-    result = await relay.fold(opened, outcome, acc)
-    return Reply(json.dumps(result).encode(), JSON, outcome.response_headers())
+    keep = svc.items.keep
+    return await translated_reply(
+        opened,
+        outcome,
+        stream=opts.stream,
+        encoder=lambda: responses_stream.ResponsesStreamEncoder(served, response_id, created, opts, keep),
+        accumulator=lambda: responses_stream.ResponsesAccumulator(served, response_id, created, opts, keep),
+    )
 
 
 async def create_completion(svc: RouterServices, call: Call) -> Reply:
@@ -59,10 +59,12 @@ async def create_completion(svc: RouterServices, call: Call) -> Reply:
         return await native_reply(opened, outcome, stream=opts.stream, include_usage=opts.include_usage)
     served = outcome.model if outcome.fallback else opts.model
     completion_id, created = completions.new_completion_id(), int(time.time())
-    if opts.stream:
-        encoder = completions.CompletionStreamEncoder(served, completion_id, created, opts.include_usage)
-        return events(relay.sse(opened, outcome, encoder), outcome.response_headers())
-    result = await relay.fold(
-        opened, outcome, completions.CompletionAccumulator(served, completion_id, created)
+    return await translated_reply(
+        opened,
+        outcome,
+        stream=opts.stream,
+        encoder=lambda: completions.CompletionStreamEncoder(
+            served, completion_id, created, opts.include_usage
+        ),
+        accumulator=lambda: completions.CompletionAccumulator(served, completion_id, created),
     )
-    return Reply(json.dumps(result).encode(), JSON, outcome.response_headers())

@@ -3,12 +3,14 @@ record, and a node streaming the (converted) body, opened on the request's exit 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from herd.dialects import ollama as ollama_codec
 from herd.dialects.tags import extract_tags
 from herd.inference.call import JSON, Call, Reply, events
-from herd.routing import native, policies
+from herd.routing import native, policies, relay
 from herd.routing.attempt import Opened
 from herd.routing.record import RequestRecord
 from herd.services import RouterServices
@@ -54,6 +56,26 @@ async def route(
     raw = forward if plan.body is upstream_body else None
     opened = await svc.proxy.open(call.stack, outcome, plan, raw, native)
     return plan, outcome, opened
+
+
+async def translated_reply(
+    opened: Opened,
+    outcome: RequestRecord,
+    *,
+    stream: bool,
+    encoder: Callable[[], relay.StreamEncoder],
+    accumulator: Callable[[], relay.Accumulator],
+    extra_headers: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+) -> Reply:
+    """A translated caller's answer: the node's chunks re-encoded as the caller's SSE events, or folded into one
+    JSON object (`extra_headers`: more headers from that object)."""
+    if stream:
+        return events(relay.sse(opened, outcome, encoder()), outcome.response_headers())
+    result = await relay.fold(opened, outcome, accumulator())
+    headers = outcome.response_headers()
+    if extra_headers is not None:
+        headers |= extra_headers(result)
+    return Reply(json.dumps(result).encode(), JSON, headers)
 
 
 async def native_reply(opened: Opened, outcome: RequestRecord, *, stream: bool, include_usage: bool) -> Reply:
